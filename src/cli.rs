@@ -1,0 +1,122 @@
+//! Command-line interface: what each subcommand takes, with help that teaches.
+
+use crate::model::meta::{self, ColorMode, MetaOverrides};
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "edgeseg",
+    version,
+    about = "Edge inference runtime for industrial image segmentation",
+    long_about = "edgeseg runs ONNX segmentation models (U-Net, DeepLab, YOLO-seg) with tract on \
+                  Raspberry Pi, Jetson and PCs, turns their outputs into per-defect masks, boxes and \
+                  COCO RLE, and draws overlays.\n\nModels exported by scripts/ carry their own metadata \
+                  (classes, input size, normalisation); other ONNX models work with --classes, --size, \
+                  --mean and --std.",
+    after_help = "Examples:\n  edgeseg infer samples/ --model models/unet_defects.onnx --out out/\n  \
+                  edgeseg inspect-model models/unet_defects.onnx\n  \
+                  edgeseg eval --model models/unet_defects.onnx --data data/defects/test\n\n\
+                  Log detail: RUST_LOG=debug edgeseg ..."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Segment images: mask PNG, overlay PNG and a JSON report per image.
+    Infer(InferArgs),
+    /// Show a model's inputs, outputs, metadata, optimised ops and compute precision.
+    InspectModel(InspectArgs),
+    /// Score a semantic model on a labelled split: per-class IoU, mIoU, pixel accuracy.
+    Eval(EvalArgs),
+}
+
+/// Flags that describe a model lacking edgeseg metadata (or override it).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelFlags {
+    /// Class names, background first: "background,scratch,spot" or a JSON list.
+    #[arg(long, value_name = "NAMES")]
+    pub classes: Option<String>,
+    /// Per-channel mean on the 0..1 scale, e.g. 0.485,0.456,0.406.
+    #[arg(long, value_name = "VALUES")]
+    pub mean: Option<String>,
+    /// Per-channel std on the 0..1 scale, e.g. 0.229,0.224,0.225.
+    #[arg(long, value_name = "VALUES")]
+    pub std: Option<String>,
+    /// Model input size WIDTHxHEIGHT (needed only for models with a dynamic input).
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+    /// Colour mode of the model input: gray, rgb or bgr.
+    #[arg(long, value_name = "MODE")]
+    pub color: Option<String>,
+}
+
+impl ModelFlags {
+    pub fn overrides(&self) -> Result<MetaOverrides> {
+        use anyhow::Context;
+        Ok(MetaOverrides {
+            classes: self.classes.as_deref().map(meta::parse_classes).transpose().context("--classes")?,
+            mean: self.mean.as_deref().map(meta::parse_floats).transpose().context("--mean")?,
+            std: self.std.as_deref().map(meta::parse_floats).transpose().context("--std")?,
+            size: self.size.as_deref().map(meta::parse_size).transpose().context("--size")?,
+            color: self.color.as_deref().map(str::parse::<ColorMode>).transpose().context("--color")?,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// Image files (PNG, JPEG) or directories of them.
+    #[arg(required = true, value_name = "IMAGE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// ONNX model file.
+    #[arg(long, short, value_name = "MODEL.onnx")]
+    pub model: PathBuf,
+    /// Write NAME.mask.png, NAME.overlay.png and NAME.json here. Without it,
+    /// one JSON report per image goes to stdout.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do not draw overlay images.
+    #[arg(long)]
+    pub no_overlay: bool,
+    #[command(flatten)]
+    pub model_flags: ModelFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// ONNX model file.
+    #[arg(value_name = "MODEL.onnx")]
+    pub model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model_flags: ModelFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// ONNX model file.
+    #[arg(long, short, value_name = "MODEL.onnx")]
+    pub model: PathBuf,
+    /// A split folder with images/ and masks/ (class-index PNGs), or a dataset
+    /// root holding such splits (then --split picks one).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Split to use when --data is a dataset root.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Evaluate only the first N images (sorted by name).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub model_flags: ModelFlags,
+}

@@ -1,0 +1,61 @@
+//! `edgeseg inspect-model`: what a model file is and how tract will run it.
+
+use crate::cli::InspectArgs;
+use crate::model::graph_stats::graph_stats;
+use crate::model::Model;
+use anyhow::Result;
+use serde_json::json;
+use std::process::ExitCode;
+
+pub fn run(args: &InspectArgs) -> Result<ExitCode> {
+    let model = Model::load(&args.model, &args.model_flags.overrides()?)?;
+    let stats = graph_stats(model.graph());
+    let file_bytes = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    let mut props: Vec<(&String, &String)> = model.props.iter().collect();
+    props.sort();
+    if args.json {
+        let value = json!({
+            "path": args.model.display().to_string(),
+            "file_bytes": file_bytes,
+            "opset": model.opset,
+            "input_shape": model.input_shape,
+            "output_shapes": model.output_shapes,
+            "metadata_props": props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+            "resolved": model.meta,
+            "graph": stats,
+            "compute_precision": stats.compute_precision(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let m = &model.meta;
+    println!("model        {} ({} bytes, opset {})", args.model.display(), file_bytes, model.opset);
+    println!("name         {}", m.name);
+    println!("task         {:?}", m.task);
+    println!("input        f32 {:?} ({}, {}x{}, {:?})", model.input_shape, m.layout, m.width, m.height, m.color);
+    for (i, s) in model.output_shapes.iter().enumerate() {
+        println!("output {i}     f32 {s:?} (activation {:?})", m.activation);
+    }
+    println!("classes      {}", m.classes.join(", "));
+    println!("normalise    mean {:?} std {:?} (0..1 scale), resize {:?}", m.mean, m.std, m.resize);
+    let origins: Vec<String> = m.origins.iter().map(|(k, o)| format!("{k}={o:?}").to_lowercase()).collect();
+    println!("taken from   {}", origins.join(" "));
+    println!("metadata     {} entries", props.len());
+    for (k, v) in &props {
+        println!("  {k} = {v}");
+    }
+    println!("graph        {} nodes after optimisation", stats.nodes);
+    let mut ops: Vec<(&String, &usize)> = stats.ops.iter().collect();
+    ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (op, n) in ops {
+        println!("  {n:>5}  {op}");
+    }
+    println!(
+        "compute      {} ({} int8 / {} float heavy ops, {} quantize/dequantize ops)",
+        stats.compute_precision(),
+        stats.int8_compute_ops,
+        stats.float_compute_ops,
+        stats.quant_boundary_ops
+    );
+    Ok(ExitCode::SUCCESS)
+}

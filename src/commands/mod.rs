@@ -1,0 +1,6 @@
+//! The CLI's subcommands. Each returns the process exit code, or an error that
+//! `main` prints with its full context chain.
+
+pub mod eval;
+pub mod infer;
+pub mod inspect;

@@ -1,0 +1,21 @@
+use clap::Parser;
+use edgeseg::cli::{Cli, Command};
+use edgeseg::commands;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Infer(args) => commands::infer::run(&args),
+        Command::InspectModel(args) => commands::inspect::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

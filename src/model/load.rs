@@ -1,0 +1,114 @@
+//! Loading an ONNX file into a runnable, optimised tract plan.
+//!
+//! Every failure names the file and says what to do: a missing path, bytes that
+//! are not ONNX, an operator tract lacks, an input size the graph rejects.
+
+use super::meta::{self, GraphShapes, MetaOverrides, ModelMeta};
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::{Factoid, InferenceFact};
+
+/// Prefix tract gives the ONNX `metadata_props` in a model's properties.
+const PROPS_PREFIX: &str = "onnx.metadata_props.";
+
+pub struct Loaded {
+    pub meta: ModelMeta,
+    pub props: HashMap<String, String>,
+    pub plan: Arc<TypedRunnableModel>,
+    pub input_shape: [usize; 4],
+    pub output_shapes: Vec<Vec<usize>>,
+    pub opset: i64,
+}
+
+pub fn load(path: &Path, flags: &MetaOverrides) -> Result<Loaded> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read model file {shown}: {e}; fix: check the path (the committed models are in models/, \
+             e.g. models/unet_defects.onnx)"
+        )
+    })?;
+    let onnx = tract_onnx::onnx();
+    let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
+        anyhow::anyhow!(
+            "{shown} is not an ONNX model (protobuf decoding failed: {e}); fix: pass a .onnx file, \
+             e.g. one exported by scripts/train_unet.py"
+        )
+    })?;
+    if proto.graph.as_ref().map_or(true, |g| g.node.is_empty()) {
+        bail!("{shown} holds no ONNX graph (empty or not an ONNX model); fix: re-export the model");
+    }
+    let opset = proto
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(0, |o| o.version);
+    let model = onnx.model_for_proto_model(&proto).map_err(|e| {
+        anyhow::anyhow!(
+            "{shown}: tract cannot translate this ONNX graph: {e:#}; fix: export with opset 11 to 18 using \
+             standard ops (see `edgeseg inspect-model` for what loads)"
+        )
+    })?;
+
+    let props: HashMap<String, String> = model
+        .properties
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(PROPS_PREFIX)?;
+            let value = v.try_as_plain_ram().ok()?.to_scalar::<String>().ok()?.clone();
+            Some((key.to_string(), value))
+        })
+        .collect();
+
+    let shapes = graph_shapes(&model).with_context(|| format!("{shown}: reading input/output shapes"))?;
+    let input_dt = model.input_fact(0)?.datum_type.concretize();
+    if let Some(dt) = input_dt {
+        if dt != f32::datum_type() {
+            bail!("{shown}: the model input is {dt:?}; edgeseg feeds float32 images; fix: export with a float32 input");
+        }
+    }
+    let meta = meta::resolve(&props, &shapes, flags).with_context(|| format!("model {shown}"))?;
+
+    let input_shape = match meta.layout {
+        meta::Layout::Nchw => [1, meta.channels(), meta.height, meta.width],
+        meta::Layout::Nhwc => [1, meta.height, meta.width, meta.channels()],
+    };
+    let typed = model
+        .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), input_shape))?
+        .into_optimized()
+        .with_context(|| {
+            format!(
+                "{shown}: the graph does not accept an input of shape {input_shape:?}; fix: check --size \
+                 (models are usually trained at one size; for U-Nets it must be a multiple of 16)"
+            )
+        })?;
+    let output_shapes = typed
+        .output_outlets()?
+        .iter()
+        .map(|o| {
+            let fact = typed.outlet_fact(*o)?;
+            fact.shape
+                .as_concrete()
+                .map(|s| s.to_vec())
+                .with_context(|| format!("output shape {:?} is not concrete", fact.shape))
+        })
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("{shown}: resolving output shapes"))?;
+    let plan = typed.into_runnable().with_context(|| format!("{shown}: building the execution plan"))?;
+    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset })
+}
+
+/// Input and output dims as declared by the graph (None where symbolic or unknown).
+fn graph_shapes(model: &InferenceModel) -> Result<GraphShapes> {
+    let dims = |fact: &InferenceFact| -> Vec<Option<usize>> {
+        fact.shape.dims().map(|d| d.concretize().and_then(|d| d.as_i64().and_then(|v| usize::try_from(v).ok()))).collect()
+    };
+    let input = dims(model.input_fact(0)?);
+    let output = if model.output_outlets()?.is_empty() { vec![] } else { dims(model.output_fact(0)?) };
+    // Output dims that the file does not declare can often be inferred once the
+    // input is fixed; a symbolic analysis here would double the load time, so
+    // the classes check falls back to the declared shape only.
+    Ok(GraphShapes { input, output })
+}

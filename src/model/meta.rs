@@ -1,0 +1,342 @@
+//! What a model needs to be run: task, classes, input geometry, normalisation.
+//!
+//! Read from the ONNX `metadata_props` that `scripts/` writes (keys `edgeseg.*`,
+//! documented in `scripts/onnx_meta.py`), completed from the graph's input and
+//! output shapes, and overridable from the command line so that models exported
+//! by other tools work too.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Semantic,
+    Instance,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorMode {
+    /// One channel, ITU-R BT.601 luma (as PIL's `convert("L")`).
+    Gray,
+    Rgb,
+    Bgr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Layout {
+    #[serde(rename = "NCHW")]
+    Nchw,
+    #[serde(rename = "NHWC")]
+    Nhwc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeMode {
+    /// Scale each axis to the input size (aspect ratio not kept).
+    Stretch,
+    /// Keep aspect ratio, pad with gray 114 (as ultralytics does).
+    Letterbox,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Softmax,
+    Sigmoid,
+    /// Outputs are already probabilities.
+    None,
+}
+
+/// Where a metadata field came from, for `inspect-model` and error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Metadata,
+    Flag,
+    Graph,
+    Default,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelMeta {
+    pub name: String,
+    pub task: Task,
+    pub classes: Vec<String>,
+    pub layout: Layout,
+    pub width: usize,
+    pub height: usize,
+    pub color: ColorMode,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub resize: ResizeMode,
+    pub activation: Activation,
+    /// Origin of each field above, by field name.
+    pub origins: Vec<(&'static str, Origin)>,
+}
+
+impl ModelMeta {
+    pub fn channels(&self) -> usize {
+        match self.color {
+            ColorMode::Gray => 1,
+            ColorMode::Rgb | ColorMode::Bgr => 3,
+        }
+    }
+}
+
+/// Command-line overrides for models without (or with wrong) metadata.
+#[derive(Clone, Debug, Default)]
+pub struct MetaOverrides {
+    pub classes: Option<Vec<String>>,
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    pub size: Option<(usize, usize)>,
+    pub color: Option<ColorMode>,
+}
+
+/// Parse a size written `WIDTHxHEIGHT` or a single number for a square.
+pub fn parse_size(s: &str) -> Result<(usize, usize)> {
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    let parsed = match s.split_once(['x', 'X']) {
+        Some((w, h)) => parse(w).zip(parse(h)),
+        None => parse(s).map(|n| (n, n)),
+    };
+    parsed.with_context(|| format!("size {s:?} is not WIDTHxHEIGHT (e.g. 256x256) or a single positive number"))
+}
+
+/// Parse a list of floats written as JSON (`[0.5, 0.5]`) or comma separated.
+pub fn parse_floats(s: &str) -> Result<Vec<f32>> {
+    let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
+    let values: Result<Vec<f32>, _> = inner.split(',').map(|v| v.trim().parse::<f32>()).collect();
+    match values {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => bail!("{s:?} is not a list of numbers (write 0.5 or 0.485,0.456,0.406)"),
+    }
+}
+
+/// Parse a class list written as JSON (`["a","b"]`) or comma separated.
+pub fn parse_classes(s: &str) -> Result<Vec<String>> {
+    let trimmed = s.trim();
+    if trimmed.starts_with('[') {
+        return serde_json::from_str(trimmed).with_context(|| format!("{s:?} is not a JSON list of class names"));
+    }
+    let v: Vec<String> = trimmed.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+    if v.is_empty() {
+        bail!("empty class list (write background,scratch,spot)");
+    }
+    Ok(v)
+}
+
+macro_rules! from_str_enum {
+    ($ty:ty, $what:literal, { $($text:literal => $value:expr),+ $(,)? }) => {
+        impl FromStr for $ty {
+            type Err = anyhow::Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($value),)+
+                    other => bail!("unknown {} {other:?}; expected one of: {}", $what, [$($text),+].join(", ")),
+                }
+            }
+        }
+    };
+}
+
+from_str_enum!(Task, "task", { "semantic" => Task::Semantic, "segment" => Task::Instance, "instance" => Task::Instance });
+from_str_enum!(ColorMode, "colour mode", { "gray" => ColorMode::Gray, "grey" => ColorMode::Gray, "rgb" => ColorMode::Rgb, "bgr" => ColorMode::Bgr });
+from_str_enum!(Layout, "input layout", { "nchw" => Layout::Nchw, "nhwc" => Layout::Nhwc });
+from_str_enum!(ResizeMode, "resize mode", { "stretch" => ResizeMode::Stretch, "letterbox" => ResizeMode::Letterbox });
+from_str_enum!(Activation, "output activation", { "softmax" => Activation::Softmax, "sigmoid" => Activation::Sigmoid, "none" => Activation::None });
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+        })
+    }
+}
+
+/// Shape facts read off the graph: the input dims where they are fixed, and
+/// the output's channel count.
+#[derive(Clone, Debug, Default)]
+pub struct GraphShapes {
+    /// Input dims; `None` for a symbolic (dynamic) dim.
+    pub input: Vec<Option<usize>>,
+    /// Output dims; `None` for a symbolic dim.
+    pub output: Vec<Option<usize>>,
+}
+
+/// Combine metadata properties, graph shapes and flags into one `ModelMeta`.
+/// `props` holds the model's `metadata_props` without the `onnx.metadata_props.` prefix.
+pub fn resolve(props: &HashMap<String, String>, shapes: &GraphShapes, flags: &MetaOverrides) -> Result<ModelMeta> {
+    let mut origins = Vec::new();
+    let get = |key: &str| props.get(&format!("edgeseg.{key}")).map(String::as_str);
+    let field = |key: &str| format!("metadata field edgeseg.{key}");
+
+    let task = match get("task") {
+        Some(t) => t.parse().with_context(|| field("task"))?,
+        None => Task::Semantic,
+    };
+    origins.push(("task", if get("task").is_some() { Origin::Metadata } else { Origin::Default }));
+
+    // Layout: metadata, else where the channel dim sits (1 or 3 channels).
+    let layout = match get("input_layout") {
+        Some(l) => {
+            origins.push(("layout", Origin::Metadata));
+            l.parse().with_context(|| field("input_layout"))?
+        }
+        None => {
+            origins.push(("layout", Origin::Graph));
+            match shapes.input.as_slice() {
+                [_, _, _, Some(1 | 3)] if !matches!(shapes.input[1], Some(1 | 3)) => Layout::Nhwc,
+                _ => Layout::Nchw,
+            }
+        }
+    };
+    if shapes.input.len() != 4 {
+        bail!(
+            "the model's input has rank {} ({:?}); edgeseg runs image models with a 4-D input (NCHW or NHWC)",
+            shapes.input.len(),
+            shapes.input
+        );
+    }
+    let (c_dim, h_dim, w_dim) = match layout {
+        Layout::Nchw => (shapes.input[1], shapes.input[2], shapes.input[3]),
+        Layout::Nhwc => (shapes.input[3], shapes.input[1], shapes.input[2]),
+    };
+
+    let color = match (flags.color, get("color")) {
+        (Some(c), _) => {
+            origins.push(("color", Origin::Flag));
+            c
+        }
+        (None, Some(c)) => {
+            origins.push(("color", Origin::Metadata));
+            c.parse().with_context(|| field("color"))?
+        }
+        (None, None) => {
+            origins.push(("color", Origin::Graph));
+            match c_dim {
+                Some(1) => ColorMode::Gray,
+                _ => ColorMode::Rgb,
+            }
+        }
+    };
+    let channels = if color == ColorMode::Gray { 1 } else { 3 };
+    if let Some(c) = c_dim {
+        if c != channels {
+            bail!(
+                "the model's input has {c} channel(s) but the colour mode {color:?} gives {channels}; \
+                 fix: pass --color {} (or correct edgeseg.color in the model's metadata)",
+                if c == 1 { "gray" } else { "rgb" }
+            );
+        }
+    }
+
+    let graph_size = h_dim.zip(w_dim).map(|(h, w)| (w, h));
+    let meta_size = get("input_size").map(|s| parse_size(s).with_context(|| field("input_size"))).transpose()?;
+    let (width, height) = match (flags.size, meta_size, graph_size) {
+        (Some(flag), _, Some(graph)) if flag != graph => bail!(
+            "wrong input size: the model takes {}x{} (fixed in the graph) but --size asks for {}x{}; \
+             fix: drop --size, or re-export the model with a dynamic or {}x{} input",
+            graph.0, graph.1, flag.0, flag.1, flag.0, flag.1
+        ),
+        (Some(flag), _, _) => {
+            origins.push(("size", Origin::Flag));
+            flag
+        }
+        (None, Some(m), Some(graph)) if m != graph => bail!(
+            "the model's metadata says edgeseg.input_size {}x{} but its graph input is fixed at {}x{}; \
+             fix: re-export the model, or pass --size {}x{}",
+            m.0, m.1, graph.0, graph.1, graph.0, graph.1
+        ),
+        (None, Some(m), _) => {
+            origins.push(("size", Origin::Metadata));
+            m
+        }
+        (None, None, Some(graph)) => {
+            origins.push(("size", Origin::Graph));
+            graph
+        }
+        (None, None, None) => bail!(
+            "the model has a dynamic input size and no edgeseg.input_size metadata; fix: pass --size WIDTHxHEIGHT \
+             (the size it was trained at, e.g. --size 256x256)"
+        ),
+    };
+
+    let pick_floats = |key: &'static str, flag: &Option<Vec<f32>>, default: f32, origins: &mut Vec<_>| -> Result<Vec<f32>> {
+        let (v, origin) = match (flag, get(key)) {
+            (Some(v), _) => (v.clone(), Origin::Flag),
+            (None, Some(s)) => (parse_floats(s).with_context(|| field(key))?, Origin::Metadata),
+            (None, None) => (vec![default], Origin::Default),
+        };
+        origins.push((key, origin));
+        match v.len() {
+            1 => Ok(vec![v[0]; channels]),
+            n if n == channels => Ok(v),
+            n => bail!("{key} has {n} values but the model takes {channels} channel(s); fix: give 1 or {channels} values"),
+        }
+    };
+    let mean = pick_floats("mean", &flags.mean, 0.0, &mut origins)?;
+    let std = pick_floats("std", &flags.std, 1.0, &mut origins)?;
+    if let Some(bad) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        bail!("std value {bad} is not a positive number; fix: pass --std with positive values");
+    }
+
+    let out_channels = match shapes.output.as_slice() {
+        [_, Some(c), _, _] => Some(*c),
+        _ => None,
+    };
+    let classes = match (&flags.classes, get("classes")) {
+        (Some(c), _) => {
+            origins.push(("classes", Origin::Flag));
+            c.clone()
+        }
+        (None, Some(s)) => {
+            origins.push(("classes", Origin::Metadata));
+            parse_classes(s).with_context(|| field("classes"))?
+        }
+        (None, None) => {
+            origins.push(("classes", Origin::Graph));
+            match out_channels {
+                Some(1) => vec!["background".into(), "foreground".into()],
+                Some(n) => (0..n).map(|i| if i == 0 { "background".into() } else { format!("class{i}") }).collect(),
+                None => bail!("cannot tell the number of classes from the output shape {:?}; fix: pass --classes", shapes.output),
+            }
+        }
+    };
+    if task == Task::Semantic {
+        if let Some(n) = out_channels {
+            let expected = if n == 1 { 2 } else { n };
+            if classes.len() != expected {
+                bail!(
+                    "{} class names given but the model outputs {n} channel(s) ({expected} classes); \
+                     fix: give {expected} names to --classes, background first",
+                    classes.len()
+                );
+            }
+        }
+    }
+
+    let activation = match get("output_activation") {
+        Some(a) => a.parse().with_context(|| field("output_activation"))?,
+        None if out_channels == Some(1) => Activation::Sigmoid,
+        None => Activation::Softmax,
+    };
+    let resize = match get("resize") {
+        Some(r) => r.parse().with_context(|| field("resize"))?,
+        None => ResizeMode::Stretch,
+    };
+    let name = get("name").map(str::to_string).unwrap_or_else(|| "model".into());
+
+    Ok(ModelMeta { name, task, classes, layout, width, height, color, mean, std, resize, activation, origins })
+}
+
+#[cfg(test)]
+#[path = "meta_tests.rs"]
+mod tests;

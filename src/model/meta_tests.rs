@@ -1,0 +1,82 @@
+use super::*;
+
+fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (format!("edgeseg.{k}"), v.to_string())).collect()
+}
+
+fn shapes(input: &[Option<usize>], output: &[Option<usize>]) -> GraphShapes {
+    GraphShapes { input: input.to_vec(), output: output.to_vec() }
+}
+
+const FIXED_GRAY: [Option<usize>; 4] = [Some(1), Some(1), Some(256), Some(256)];
+const OUT5: [Option<usize>; 4] = [Some(1), Some(5), Some(256), Some(256)];
+
+#[test]
+fn parses_sizes_lists_and_classes() {
+    assert_eq!(parse_size("320x240").unwrap(), (320, 240));
+    assert_eq!(parse_size("512").unwrap(), (512, 512));
+    assert!(parse_size("0x5").is_err() && parse_size("big").is_err());
+    assert_eq!(parse_floats("[0.5, 0.25]").unwrap(), vec![0.5, 0.25]);
+    assert_eq!(parse_floats("0.485,0.456,0.406").unwrap().len(), 3);
+    assert!(parse_floats("abc").is_err());
+    assert_eq!(parse_classes(r#"["bg","a,b"]"#).unwrap(), vec!["bg", "a,b"]);
+    assert_eq!(parse_classes("bg, scratch").unwrap(), vec!["bg", "scratch"]);
+}
+
+#[test]
+fn metadata_drives_everything() {
+    let p = props(&[
+        ("classes", r#"["background","scratch","spot","crack","pit"]"#),
+        ("color", "gray"),
+        ("mean", "[0.48]"),
+        ("std", "[0.11]"),
+        ("input_size", "256x256"),
+    ]);
+    let m = resolve(&p, &shapes(&FIXED_GRAY, &OUT5), &MetaOverrides::default()).unwrap();
+    assert_eq!((m.width, m.height, m.channels()), (256, 256, 1));
+    assert_eq!(m.mean, vec![0.48]);
+    assert_eq!(m.activation, Activation::Softmax);
+    assert!(m.origins.contains(&("classes", Origin::Metadata)));
+}
+
+#[test]
+fn bare_model_takes_defaults_from_the_graph() {
+    let nhwc = [Some(1), Some(224), Some(320), Some(3)];
+    let out = [Some(1), Some(2), Some(224), Some(320)];
+    let m = resolve(&HashMap::new(), &shapes(&nhwc, &out), &MetaOverrides::default()).unwrap();
+    assert_eq!(m.layout, Layout::Nhwc);
+    assert_eq!((m.width, m.height), (320, 224));
+    assert_eq!(m.color, ColorMode::Rgb);
+    assert_eq!(m.mean, vec![0.0; 3]);
+    assert_eq!(m.classes, vec!["background", "class1"]);
+    let sigmoid = resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &[Some(1), Some(1), Some(256), Some(256)]), &MetaOverrides::default()).unwrap();
+    assert_eq!(sigmoid.activation, Activation::Sigmoid);
+    assert_eq!(sigmoid.classes.len(), 2);
+}
+
+#[test]
+fn dynamic_input_needs_a_size() {
+    let dynamic = [Some(1), Some(3), None, None];
+    let err = resolve(&HashMap::new(), &shapes(&dynamic, &[]), &MetaOverrides::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("--size"), "{err:#}");
+    let flags = MetaOverrides { size: Some((320, 320)), classes: Some(vec!["bg".into(), "x".into()]), ..Default::default() };
+    let m = resolve(&HashMap::new(), &shapes(&dynamic, &[]), &flags).unwrap();
+    assert_eq!((m.width, m.height), (320, 320));
+}
+
+#[test]
+fn contradictions_are_errors_with_a_fix() {
+    let p = props(&[("color", "rgb")]);
+    let err = resolve(&p, &shapes(&FIXED_GRAY, &OUT5), &MetaOverrides::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("--color gray"), "{err:#}");
+    let flags = MetaOverrides { size: Some((300, 300)), ..Default::default() };
+    let err = resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &OUT5), &flags).unwrap_err();
+    assert!(format!("{err:#}").contains("wrong input size"), "{err:#}");
+    let flags = MetaOverrides { mean: Some(vec![0.1, 0.2]), ..Default::default() };
+    assert!(resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &OUT5), &flags).is_err());
+    let flags = MetaOverrides { std: Some(vec![0.0]), ..Default::default() };
+    assert!(resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &OUT5), &flags).is_err());
+    let p = props(&[("task", "detection")]);
+    let err = resolve(&p, &shapes(&FIXED_GRAY, &OUT5), &MetaOverrides::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("edgeseg.task"), "{err:#}");
+}

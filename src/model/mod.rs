@@ -1,0 +1,114 @@
+//! A segmentation model: load (ONNX → tract plan), preprocess, run, decode.
+
+pub mod decode;
+pub mod graph_stats;
+pub mod load;
+pub mod meta;
+pub mod preprocess;
+
+use crate::mask::SegMap;
+use anyhow::{bail, Context, Result};
+use image::DynamicImage;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tract_onnx::prelude::*;
+
+pub use meta::{MetaOverrides, ModelMeta, Task};
+
+pub struct Model {
+    pub path: PathBuf,
+    pub meta: ModelMeta,
+    /// The file's `metadata_props`, all of them.
+    pub props: HashMap<String, String>,
+    pub input_shape: [usize; 4],
+    pub output_shapes: Vec<Vec<usize>>,
+    pub opset: i64,
+    plan: Arc<TypedRunnableModel>,
+}
+
+/// Milliseconds spent in each stage of one frame.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct StageTimes {
+    pub preprocess_ms: f64,
+    pub infer_ms: f64,
+    pub decode_ms: f64,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    // Microsecond resolution is plenty and keeps reports readable.
+    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl Model {
+    pub fn load(path: &Path, flags: &MetaOverrides) -> Result<Model> {
+        let l = load::load(path, flags)?;
+        let model = Model {
+            path: path.to_path_buf(),
+            meta: l.meta,
+            props: l.props,
+            input_shape: l.input_shape,
+            output_shapes: l.output_shapes,
+            opset: l.opset,
+            plan: l.plan,
+        };
+        model.check_output()?;
+        Ok(model)
+    }
+
+    /// The class count in the metadata must match what the graph really outputs.
+    fn check_output(&self) -> Result<()> {
+        if self.meta.task != Task::Semantic {
+            return Ok(());
+        }
+        let shape = self.output_shapes.first().context("model has no output")?;
+        let channels = match (shape.as_slice(), self.meta.layout) {
+            ([1, c, _, _], meta::Layout::Nchw) | ([1, _, _, c], meta::Layout::Nhwc) => *c,
+            ([1, _, _], _) => 1,
+            _ => bail!(
+                "{}: output shape {shape:?} is not a semantic map [1, classes, H, W]; fix: for instance models \
+                 set edgeseg.task=instance in the metadata",
+                self.path.display()
+            ),
+        };
+        let expected = if channels == 1 { 2 } else { channels };
+        if self.meta.classes.len() != expected {
+            bail!(
+                "{}: {} class names but the model outputs {channels} channel(s) ({expected} classes); fix: pass \
+                 --classes with {expected} names, background first",
+                self.path.display(),
+                self.meta.classes.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// The optimised graph, for inspection.
+    pub fn graph(&self) -> &TypedModel {
+        self.plan.model()
+    }
+
+    /// Run the network on an already preprocessed input tensor.
+    pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
+        self.plan.run(tvec!(input.into())).with_context(|| format!("running {}", self.path.display()))
+    }
+
+    /// Semantic segmentation of one image at its own resolution.
+    pub fn segment(&self, img: &DynamicImage) -> Result<(SegMap, StageTimes)> {
+        if self.meta.task != Task::Semantic {
+            bail!("{} is an instance model; semantic decoding does not apply", self.path.display());
+        }
+        let t = Instant::now();
+        let (input, geo) = preprocess::preprocess(img, &self.meta);
+        let preprocess_ms = ms_since(t);
+        let t = Instant::now();
+        let outputs = self.run(input)?;
+        let infer_ms = ms_since(t);
+        let t = Instant::now();
+        let planes = decode::score_planes(&outputs[0], self.meta.layout, self.meta.activation)?;
+        let map = decode::segment(&planes, &geo);
+        let decode_ms = ms_since(t);
+        Ok((map, StageTimes { preprocess_ms, infer_ms, decode_ms }))
+    }
+}
