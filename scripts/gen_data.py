@@ -13,9 +13,9 @@ scale, orientation, contrast, base brightness, tint -- randomised):
     pcb            green solder mask, covered traces (0/45/90 deg), pads, silkscreen
 
 Defects (0-3 per image, ~20 % of images defect-free, class drawn uniformly):
-    1 scratch  thin line / gentle curve, 2-4 px wide, 40-200 px long, bright or dark
+    1 scratch  thin line / gentle curve, 3-5 px wide, 40-200 px long, bright (specular)
     2 spot     irregular filled blob, radius 8-24 px, darker or tinted
-    3 crack    jagged dark random-walk line, optional branch, 2-4 px, 40-160 px
+    3 crack    jagged dark random-walk line, optional branch, 3-5 px, 40-160 px
     4 pit      round hole, radius 3-8 px, dark centre with a bright inner rim
 Each defect is painted with an anti-aliased coverage alpha whose ``alpha >=
 0.5`` region *is* the instance mask, at >= ~50 gray levels from the local

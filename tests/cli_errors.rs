@@ -110,3 +110,17 @@ fn infer_writes_reports_for_every_sample() {
     let overlay = image::open(dir.path().join(Path::new(&first_sample()).file_stem().unwrap().to_str().unwrap().to_string() + ".overlay.png")).unwrap();
     assert_eq!((overlay.width(), overlay.height()), (256, 256));
 }
+
+#[test]
+fn inputs_sharing_a_name_do_not_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        std::fs::copy(first_sample(), dir.path().join(sub).join("frame.png")).unwrap();
+    }
+    let out = dir.path().join("out");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let o = edgeseg(&["infer", a.to_str().unwrap(), b.to_str().unwrap(), "--model", MODEL, "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("frame.json").exists() && out.join("frame-2.json").exists());
+}

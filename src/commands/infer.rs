@@ -8,6 +8,7 @@ use crate::overlay;
 use anyhow::{Context, Result};
 use log::{error, info};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -36,9 +37,11 @@ pub fn run(args: &InferArgs) -> Result<ExitCode> {
     }
     info!("{}: {} image(s) with {} ({}x{})", env!("CARGO_PKG_NAME"), images.len(), model.meta.name, model.meta.width, model.meta.height);
     let mut failed = 0usize;
+    let mut used_stems = HashSet::new();
     for path in &images {
+        let stem = unique_stem(path, &mut used_stems);
         // A bad image is reported and skipped; the others are still processed.
-        if let Err(e) = infer_one(&model, path, args) {
+        if let Err(e) = infer_one(&model, path, &stem, args) {
             error!("{e:#}");
             failed += 1;
         }
@@ -50,11 +53,24 @@ pub fn run(args: &InferArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn infer_one(model: &Model, path: &Path, args: &InferArgs) -> Result<()> {
+/// Output name for an input: its file stem, with `-2`, `-3`... appended when
+/// two inputs share a stem (a.png and a.jpg, or dir1/a.png and dir2/a.png), so
+/// no report overwrites another.
+fn unique_stem(path: &Path, used: &mut HashSet<String>) -> String {
+    let base = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image").to_string();
+    let mut stem = base.clone();
+    let mut n = 1;
+    while !used.insert(stem.clone()) {
+        n += 1;
+        stem = format!("{base}-{n}");
+    }
+    stem
+}
+
+fn infer_one(model: &Model, path: &Path, stem: &str, args: &InferArgs) -> Result<()> {
     let img = read_image(path)?;
     let (map, timing) = model.segment(&img).with_context(|| format!("segmenting {}", path.display()))?;
     let regions = map.regions(&model.meta.classes);
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("image").to_string();
     let mut report = ImageReport {
         image: path.display().to_string(),
         width: map.width,

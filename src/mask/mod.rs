@@ -11,6 +11,9 @@ use std::path::Path;
 pub use components::{label_components, Component};
 pub use rle::CocoRle;
 
+/// Class ids are `u8`: at most 256 classes.
+pub const MAX_CLASSES: usize = 256;
+
 /// Axis-aligned box in pixels; serialised as COCO's `[x, y, width, height]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BBox {
@@ -64,9 +67,14 @@ impl SegMap {
     pub fn regions(&self, class_names: &[String]) -> Vec<ClassRegion> {
         let mut labels = Vec::new();
         let components = label_components(&self.classes, self.width, self.height, &mut labels);
-        let n = class_names.len().max(1 + self.classes.iter().copied().max().unwrap_or(0) as usize);
-        let mut area = vec![0u64; n];
-        let mut score_sum = vec![0f64; n];
+        let n = class_names.len().max(1 + self.classes.iter().copied().max().unwrap_or(0) as usize).min(MAX_CLASSES);
+        // Per-class accumulators on the stack: class ids are u8, so 256 slots
+        // always suffice and the per-frame path allocates nothing for them.
+        let mut area: heapless::Vec<u64, MAX_CLASSES> = heapless::Vec::new();
+        let mut score_sum: heapless::Vec<f64, MAX_CLASSES> = heapless::Vec::new();
+        // n <= MAX_CLASSES (clamped above), so both resizes fit.
+        area.resize(n, 0).expect("n <= MAX_CLASSES");
+        score_sum.resize(n, 0.0).expect("n <= MAX_CLASSES");
         for (&c, &p) in self.classes.iter().zip(&self.confidence) {
             area[c as usize] += 1;
             score_sum[c as usize] += p as f64;

@@ -50,3 +50,17 @@ def test_inspect_reports_metadata_and_precision(edgeseg):
     assert info["metadata_props"]["edgeseg.task"] == "semantic"
     assert info["compute_precision"] == "float"
     assert info["graph"]["float_compute_ops"] > 0
+
+
+def test_model_card_matches_the_committed_file(root):
+    from onnx_meta import read_metadata, sha256
+
+    model = root / MODEL
+    card = json.loads(model.with_suffix(".card.json").read_text())
+    assert card["sha256"] == sha256(model), "model changed without its card: rerun scripts/reproduce_unet.sh"
+    assert card["file_bytes"] == model.stat().st_size
+    assert model.stat().st_size < 16 * 1024 * 1024, "committed models stay under ~15 MB"
+    assert card["metrics"]["test"]["miou_defects"] >= 0.80
+    meta = read_metadata(model)
+    assert json.loads(meta["edgeseg.classes"]) == card["classes"]
+    assert json.loads(meta["edgeseg.mean"]) == card["input"]["mean"]
