@@ -17,7 +17,8 @@ use std::path::PathBuf;
                   --mean and --std.",
     after_help = "Examples:\n  edgeseg infer samples/ --model models/unet_defects.onnx --out out/\n  \
                   edgeseg inspect-model models/unet_defects.onnx\n  \
-                  edgeseg eval --model models/unet_defects.onnx --data data/defects/test\n\n\
+                  edgeseg eval --model models/unet_defects.onnx --data data/defects/test\n  \
+                  edgeseg bench --model models/unet_defects.onnx --threads 2\n\n\
                   Log detail: RUST_LOG=debug edgeseg ..."
 )]
 pub struct Cli {
@@ -33,6 +34,16 @@ pub enum Command {
     InspectModel(InspectArgs),
     /// Score a semantic model on a labelled split: per-class IoU, mIoU, pixel accuracy.
     Eval(EvalArgs),
+    /// Time the network: warm-up, then N runs; median/p90/p99 latency, FPS, peak RSS.
+    Bench(BenchArgs),
+}
+
+/// How the network runs.
+#[derive(Args, Debug, Clone)]
+pub struct RunFlags {
+    /// Threads for the matrix products (tract's executor).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N")]
+    pub threads: u16,
 }
 
 /// Flags that describe a model lacking edgeseg metadata (or override it).
@@ -84,6 +95,8 @@ pub struct InferArgs {
     #[arg(long)]
     pub no_overlay: bool,
     #[command(flatten)]
+    pub run: RunFlags,
+    #[command(flatten)]
     pub model_flags: ModelFlags,
 }
 
@@ -117,6 +130,31 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub run: RunFlags,
+    #[command(flatten)]
+    pub model_flags: ModelFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// ONNX model file.
+    #[arg(long, short, value_name = "MODEL.onnx")]
+    pub model: PathBuf,
+    /// Image to feed (preprocessed once, outside the timing). Default: a mid-gray frame.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// Timed runs.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Untimed runs first (caches, thread pool start-up).
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunFlags,
     #[command(flatten)]
     pub model_flags: ModelFlags,
 }

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => commands::infer::run(&args),
         Command::InspectModel(args) => commands::inspect::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Bench(args) => commands::bench::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -124,3 +124,17 @@ fn inputs_sharing_a_name_do_not_overwrite_each_other() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.join("frame.json").exists() && out.join("frame-2.json").exists());
 }
+
+#[test]
+fn bench_reports_latency_and_rejects_zero_threads() {
+    let o = edgeseg(&["bench", "--model", MODEL, "--runs", "3", "--warmup", "1", "--threads", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["threads"], 2);
+    assert_eq!(report["runs"], 3);
+    let l = &report["latency_ms"];
+    assert!(l["min"].as_f64().unwrap() > 0.0 && l["min"].as_f64() <= l["median"].as_f64());
+    assert!(l["median"].as_f64() <= l["p99"].as_f64());
+    let o = edgeseg(&["bench", "--model", MODEL, "--threads", "0"]);
+    assert_clean_failure(&o, &["--threads"]);
+}

@@ -105,3 +105,16 @@ fn committed_model_describes_itself() {
     assert_eq!(m.meta.channels(), 1);
     assert!(m.meta.origins.iter().all(|(_, o)| *o == edgeseg::model::meta::Origin::Metadata), "{:?}", m.meta.origins);
 }
+
+#[test]
+fn two_threads_give_the_same_masks() {
+    let threaded = Model::load_with_threads(&root().join("models/unet_defects.onnx"), &MetaOverrides::default(), 2).unwrap();
+    assert_eq!(threaded.threads, 2);
+    for path in sample_images().iter().take(3) {
+        let img = read_image(path).unwrap();
+        let (single, _) = model().segment(&img).unwrap();
+        let (multi, _) = threaded.segment(&img).unwrap();
+        let same = single.classes.iter().zip(&multi.classes).filter(|(a, b)| a == b).count();
+        assert!(same as f64 / single.classes.len() as f64 >= 0.999, "{}: threads change the mask", path.display());
+    }
+}

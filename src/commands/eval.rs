@@ -24,7 +24,7 @@ fn split_dir(data: &Path, split: &str) -> Result<PathBuf> {
 }
 
 pub fn run(args: &EvalArgs) -> Result<ExitCode> {
-    let model = Model::load(&args.model, &args.model_flags.overrides()?)?;
+    let model = Model::load_with_threads(&args.model, &args.model_flags.overrides()?, args.run.threads.into())?;
     if model.meta.task != Task::Semantic {
         bail!("{} is an instance model; eval computes IoU for semantic models", args.model.display());
     }

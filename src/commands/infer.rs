@@ -30,7 +30,7 @@ pub struct ImageReport<'a> {
 }
 
 pub fn run(args: &InferArgs) -> Result<ExitCode> {
-    let model = Model::load(&args.model, &args.model_flags.overrides()?)?;
+    let model = Model::load_with_threads(&args.model, &args.model_flags.overrides()?, args.run.threads.into())?;
     let images = expand_inputs(&args.inputs)?;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;

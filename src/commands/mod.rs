@@ -1,6 +1,7 @@
 //! The CLI's subcommands. Each returns the process exit code, or an error that
 //! `main` prints with its full context chain.
 
+pub mod bench;
 pub mod eval;
 pub mod infer;
 pub mod inspect;

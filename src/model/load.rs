@@ -22,7 +22,9 @@ pub struct Loaded {
     pub opset: i64,
 }
 
-pub fn load(path: &Path, flags: &MetaOverrides) -> Result<Loaded> {
+/// Load and optimise `path`; `threads` > 1 runs matrix products on a pool of
+/// that many threads.
+pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded> {
     let shown = path.display();
     let bytes = std::fs::read(path).map_err(|e| {
         anyhow::anyhow!(
@@ -96,7 +98,11 @@ pub fn load(path: &Path, flags: &MetaOverrides) -> Result<Loaded> {
         })
         .collect::<Result<Vec<_>>>()
         .with_context(|| format!("{shown}: resolving output shapes"))?;
-    let plan = typed.into_runnable().with_context(|| format!("{shown}: building the execution plan"))?;
+    let options = RunOptions {
+        executor: (threads > 1).then(|| multithread::Executor::multithread(threads)),
+        ..Default::default()
+    };
+    let plan = typed.into_runnable_with_options(&options).with_context(|| format!("{shown}: building the execution plan"))?;
     Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset })
 }
 

@@ -25,6 +25,8 @@ pub struct Model {
     pub input_shape: [usize; 4],
     pub output_shapes: Vec<Vec<usize>>,
     pub opset: i64,
+    /// Threads the matrix products run on.
+    pub threads: usize,
     plan: Arc<TypedRunnableModel>,
 }
 
@@ -42,8 +44,14 @@ fn ms_since(t: Instant) -> f64 {
 }
 
 impl Model {
+    /// Load a model that runs on one thread.
     pub fn load(path: &Path, flags: &MetaOverrides) -> Result<Model> {
-        let l = load::load(path, flags)?;
+        Self::load_with_threads(path, flags, 1)
+    }
+
+    /// Load a model whose matrix products run on `threads` threads.
+    pub fn load_with_threads(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Model> {
+        let l = load::load(path, flags, threads.max(1))?;
         let model = Model {
             path: path.to_path_buf(),
             meta: l.meta,
@@ -51,6 +59,7 @@ impl Model {
             input_shape: l.input_shape,
             output_shapes: l.output_shapes,
             opset: l.opset,
+            threads: threads.max(1),
             plan: l.plan,
         };
         model.check_output()?;
