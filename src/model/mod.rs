@@ -51,7 +51,8 @@ impl Model {
 
     /// Load a model whose matrix products run on `threads` threads.
     pub fn load_with_threads(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Model> {
-        let l = load::load(path, flags, threads.max(1))?;
+        let threads = threads.max(1);
+        let l = load::load(path, flags, threads)?;
         let model = Model {
             path: path.to_path_buf(),
             meta: l.meta,
@@ -59,7 +60,7 @@ impl Model {
             input_shape: l.input_shape,
             output_shapes: l.output_shapes,
             opset: l.opset,
-            threads: threads.max(1),
+            threads,
             plan: l.plan,
         };
         model.check_output()?;
