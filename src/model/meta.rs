@@ -310,6 +310,13 @@ pub fn resolve(props: &HashMap<String, String>, shapes: &GraphShapes, flags: &Me
             }
         }
     };
+    if classes.len() > crate::mask::MAX_CLASSES {
+        bail!(
+            "{} classes; edgeseg stores class ids in 8 bits (at most {}); fix: merge classes or pass fewer --classes",
+            classes.len(),
+            crate::mask::MAX_CLASSES
+        );
+    }
     if task == Task::Semantic {
         if let Some(n) = out_channels {
             let expected = if n == 1 { 2 } else { n };

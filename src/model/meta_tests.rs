@@ -76,6 +76,9 @@ fn contradictions_are_errors_with_a_fix() {
     assert!(resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &OUT5), &flags).is_err());
     let flags = MetaOverrides { std: Some(vec![0.0]), ..Default::default() };
     assert!(resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &OUT5), &flags).is_err());
+    let many = MetaOverrides { classes: Some((0..300).map(|i| format!("c{i}")).collect()), ..Default::default() };
+    let err = resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &[Some(1), Some(300), Some(256), Some(256)]), &many).unwrap_err();
+    assert!(format!("{err:#}").contains("at most 256"), "{err:#}");
     let p = props(&[("task", "detection")]);
     let err = resolve(&p, &shapes(&FIXED_GRAY, &OUT5), &MetaOverrides::default()).unwrap_err();
     assert!(format!("{err:#}").contains("edgeseg.task"), "{err:#}");
