@@ -1,13 +1,22 @@
 //! edgeseg: an edge inference runtime for industrial image segmentation.
 //!
-//! `model` loads ONNX files with tract and turns frames into class maps;
+//! The daemon is a pipeline, read in this order: `source` (frames in) →
+//! `model` (preprocess, run with tract, decode) → `decide` (pass/fail) →
+//! `sink` (MQTT, GPIO, archive, stdout), wired by `pipeline` from a `config`.
 //! `mask` derives areas, boxes, components and COCO RLE; `overlay` draws;
 //! `eval` scores; `commands` are the CLI's subcommands.
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod decide;
 pub mod eval;
+pub mod frame;
+pub mod gpio;
 pub mod imageio;
 pub mod mask;
 pub mod model;
 pub mod overlay;
+pub mod report;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,217 @@
+//! Board/daemon configuration: one TOML file per board (`boards/*.toml`).
+//!
+//! Every table is optional; what is missing takes the embedded default, which
+//! is the demo (bundled sample frames, committed model, stdout sink). Unknown
+//! keys are errors, so a typo never silently falls back to a default. Errors
+//! name the file, the key and the fix.
+
+use crate::decide::DecideConfig;
+use crate::sink::archive::ArchiveConfig;
+use crate::sink::gpio::GpioConfig;
+use crate::sink::mqtt::MqttConfig;
+use crate::sink::stdout::StdoutConfig;
+use crate::source::SourceConfig;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub device: DeviceConfig,
+    #[serde(default)]
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub decide: DecideConfig,
+    #[serde(default)]
+    pub sinks: SinksConfig,
+    /// Directory relative paths are resolved against (the config file's
+    /// directory; the working directory for the embedded default).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file this came from, for messages; None for the embedded default.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Device id in MQTT topics (`edgeseg/<name>/...`): letters, digits, `-`, `_`, `.`.
+    #[serde(default = "default_device_name")]
+    pub name: String,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig { name: default_device_name() }
+    }
+}
+
+fn default_device_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && valid_device_name(s))
+        .unwrap_or_else(|| "edgeseg".to_string())
+}
+
+fn valid_device_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// ONNX file, relative to the config file.
+    #[serde(default = "default_model_path")]
+    pub path: PathBuf,
+    /// Threads for tract's matrix products (1..=256); set to the board's big cores.
+    #[serde(default = "default_threads")]
+    pub threads: u16,
+    /// Class names, background first (only for models without edgeseg/ultralytics metadata).
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig { path: default_model_path(), threads: default_threads(), classes: None }
+    }
+}
+
+fn default_model_path() -> PathBuf {
+    PathBuf::from("models/unet_defects.onnx")
+}
+fn default_threads() -> u16 {
+    1
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// `continuous`: judge the newest frame whenever inference is free.
+    /// `trigger`: judge one frame per trigger edge (GPIO trigger line).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Seconds between `stats` messages.
+    #[serde(default = "default_stats_interval")]
+    pub stats_interval_s: f64,
+    /// Stop after this many judged frames (0 = run until the source ends or SIGTERM).
+    #[serde(default)]
+    pub max_frames: u64,
+    /// Draw mask overlays (needed by the archive and the dashboard stream).
+    #[serde(default = "default_true")]
+    pub overlay: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { mode: Mode::Continuous, stats_interval_s: default_stats_interval(), max_frames: 0, overlay: true }
+    }
+}
+
+fn default_stats_interval() -> f64 {
+    5.0
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Continuous,
+    Trigger,
+}
+
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    pub stdout: Option<StdoutConfig>,
+    pub mqtt: Option<MqttConfig>,
+    pub gpio: Option<GpioConfig>,
+    pub archive: Option<ArchiveConfig>,
+}
+
+impl Config {
+    /// The embedded default: the demo.
+    pub fn embedded_default() -> Config {
+        let mut c = Config { base_dir: PathBuf::from("."), ..Config::default() };
+        c.sinks.stdout = Some(StdoutConfig::default());
+        c
+    }
+
+    /// Read and check a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}; fix: pass an existing file, e.g. --config boards/desktop.toml", path.display()))?;
+        let mut config = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.base_dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+        config.file = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parse TOML text; errors say which key and how to fix it.
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            // toml's message already carries line, column and the offending key.
+            anyhow::anyhow!("{}fix: see boards/README.md for every key and its allowed values", e)
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        if !valid_device_name(&self.device.name) {
+            bail!(
+                "key device.name = {:?} is not a valid MQTT topic level; fix: use 1-64 letters, digits, '-', '_' or '.'",
+                self.device.name
+            );
+        }
+        if self.model.threads == 0 {
+            bail!("key model.threads = 0; fix: use 1 or more (the board's big cores)");
+        }
+        if !(self.pipeline.stats_interval_s > 0.0) {
+            bail!("key pipeline.stats_interval_s must be > 0; fix: e.g. 5.0");
+        }
+        self.decide.check()?;
+        Ok(())
+    }
+
+    /// Where a path from this config points.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        crate::source::resolve_path(&self.base_dir, p)
+    }
+
+    /// The model file, checked to exist (a missing model names the key and the fix).
+    pub fn model_path(&self) -> Result<PathBuf> {
+        let p = self.resolve(&self.model.path);
+        if p.is_file() {
+            return Ok(p);
+        }
+        // An installed package keeps models beside the binary (../share/edgeseg/models).
+        if self.file.is_none() {
+            if let Some(found) = beside_exe(&self.model.path) {
+                return Ok(found);
+            }
+        }
+        bail!(
+            "{}key model.path: {} does not exist; fix: point it at an ONNX file (paths are relative to the config file)",
+            self.file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default(),
+            p.display()
+        )
+    }
+}
+
+fn beside_exe(rel: &Path) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join(rel), dir.join("../share/edgeseg").join(rel), dir.join("../..").join(rel)].into_iter().find(|p| p.is_file())
+}

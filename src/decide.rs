@@ -1,0 +1,158 @@
+//! Pass/fail per frame: which defects count, where, and how big.
+//!
+//! A semantic frame's defects are the connected components of each class
+//! (one scratch, another scratch...). A component counts when its class is
+//! not ignored, its score and area reach the class's minimum, and the centre
+//! of its box lies inside the region of interest. Any counted component fails
+//! the frame.
+
+use crate::mask::ClassRegion;
+use crate::report::{Finding, Verdict};
+use anyhow::{bail, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// `[decide]` in a board config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideConfig {
+    /// Region of interest: polygon vertices `[[x, y], ...]` in source-frame
+    /// pixels (at least 3). Empty = the whole frame.
+    #[serde(default)]
+    pub roi: Vec<[f32; 2]>,
+    /// Default minimum score (0..1) of a defect.
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+    /// Default minimum area in pixels of a defect.
+    #[serde(default = "default_min_area")]
+    pub min_area: u64,
+    /// Per-class overrides, keyed by class name.
+    #[serde(default)]
+    pub classes: BTreeMap<String, ClassRule>,
+}
+
+#[derive(Clone, Debug, Deserialize, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassRule {
+    pub min_score: Option<f32>,
+    pub min_area: Option<u64>,
+    /// Never fail a frame for this class (still reported).
+    #[serde(default)]
+    pub ignore: bool,
+}
+
+impl Default for DecideConfig {
+    fn default() -> Self {
+        DecideConfig { roi: Vec::new(), min_score: default_min_score(), min_area: default_min_area(), classes: BTreeMap::new() }
+    }
+}
+
+fn default_min_score() -> f32 {
+    0.5
+}
+fn default_min_area() -> u64 {
+    // A few pixels of a class is usually noise at the mask's edge.
+    10
+}
+
+impl DecideConfig {
+    pub fn check(&self) -> Result<()> {
+        if !self.roi.is_empty() && self.roi.len() < 3 {
+            bail!("key decide.roi has {} point(s); fix: give a polygon of at least 3 [x, y] points, or remove it", self.roi.len());
+        }
+        if self.roi.iter().flatten().any(|v| !v.is_finite()) {
+            bail!("key decide.roi has a non-finite coordinate; fix: use pixel coordinates of the source frame");
+        }
+        let in_range = |v: f32| (0.0..=1.0).contains(&v);
+        if !in_range(self.min_score) {
+            bail!("key decide.min_score = {}; fix: a score between 0 and 1", self.min_score);
+        }
+        for (name, rule) in &self.classes {
+            if let Some(s) = rule.min_score.filter(|s| !in_range(*s)) {
+                bail!("key decide.classes.{name}.min_score = {s}; fix: a score between 0 and 1");
+            }
+        }
+        Ok(())
+    }
+
+    /// Class names in `[decide.classes]` that the model does not have (a typo would silently never match).
+    pub fn check_classes(&self, model_classes: &[String]) -> Result<()> {
+        for name in self.classes.keys() {
+            if !model_classes.iter().any(|c| c == name) {
+                bail!(
+                    "key decide.classes.{name}: the model has no class {name:?}; fix: use one of {}",
+                    model_classes.iter().skip(1).map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The decision logic, built once from the config.
+#[derive(Clone, Debug)]
+pub struct Decider {
+    config: DecideConfig,
+    /// The model's class names, by id.
+    names: Vec<Arc<str>>,
+}
+
+impl Decider {
+    pub fn new(config: DecideConfig, model_classes: &[String]) -> Decider {
+        Decider { config, names: model_classes.iter().map(|c| Arc::from(c.as_str())).collect() }
+    }
+
+    fn rule(&self, class: &str) -> (f32, u64, bool) {
+        let r = self.config.classes.get(class);
+        (
+            r.and_then(|r| r.min_score).unwrap_or(self.config.min_score),
+            r.and_then(|r| r.min_area).unwrap_or(self.config.min_area),
+            r.map(|r| r.ignore).unwrap_or(false),
+        )
+    }
+
+    /// Judge one frame. `findings` is cleared and refilled (its capacity is reused).
+    pub fn judge(&self, regions: &[ClassRegion], findings: &mut Vec<Finding>) -> Verdict {
+        findings.clear();
+        for region in regions {
+            let (min_score, min_area, ignore) = self.rule(&region.name);
+            if ignore || region.score < min_score {
+                continue;
+            }
+            for part in region.components.iter().filter(|c| c.area >= min_area) {
+                let cx = part.bbox.x as f32 + part.bbox.w as f32 / 2.0;
+                let cy = part.bbox.y as f32 + part.bbox.h as f32 / 2.0;
+                if !self.inside_roi(cx, cy) {
+                    continue;
+                }
+                // Shared name: cloning the Arc allocates nothing per finding.
+                let class = self.names.get(region.id as usize).cloned().unwrap_or_else(|| Arc::from(region.name.as_str()));
+                findings.push(Finding { class_id: region.id, class, score: region.score, area: part.area, bbox: part.bbox });
+            }
+        }
+        if findings.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+
+    /// Even-odd point-in-polygon; an empty ROI is the whole frame.
+    pub fn inside_roi(&self, x: f32, y: f32) -> bool {
+        let poly = &self.config.roi;
+        if poly.is_empty() {
+            return true;
+        }
+        let mut inside = false;
+        let mut j = poly.len() - 1;
+        for i in 0..poly.len() {
+            let ([xi, yi], [xj, yj]) = (poly[i], poly[j]);
+            if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+                inside = !inside;
+            }
+            j = i;
+        }
+        inside
+    }
+}

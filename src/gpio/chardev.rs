@@ -1,0 +1,1 @@
+//! Linux GPIO character device backend (gpiocdev).

@@ -1,0 +1,1 @@
+//! Simulated GPIO chip for tests and the demo.
