@@ -36,6 +36,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Time the network: warm-up, then N runs; median/p90/p99 latency, FPS, peak RSS.
     Bench(BenchArgs),
+    /// Run the daemon: camera (or replay) → model → pass/fail → MQTT, GPIO, archive, stdout.
+    Run(RunArgs),
 }
 
 /// How the network runs.
@@ -136,6 +138,29 @@ pub struct EvalArgs {
     pub model_flags: ModelFlags,
 }
 
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Without --config, runs the embedded demo: the bundled sample frames at 5 FPS \
+through models/unet_defects.onnx, one JSON line per frame on stdout.\n\n\
+Signals: SIGTERM/SIGINT drain and stop (MQTT status goes offline); SIGHUP reloads \
+the config and the model without restarting; a bad reload is logged and ignored.\n\n\
+Examples:\n  edgeseg run\n  edgeseg run --config boards/rpi5.toml\n  \
+rpicam-vid -t 0 --codec mjpeg -o - | edgeseg run --config boards/rpi5-stdin.toml\n  \
+edgeseg run --config boards/desktop.toml --check")]
+pub struct RunArgs {
+    /// Board config (TOML). See boards/README.md for every key.
+    #[arg(long, short, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Stop after N judged frames (overrides pipeline.max_frames).
+    #[arg(long, value_name = "N")]
+    pub max_frames: Option<u64>,
+    /// Threads for the model (overrides model.threads).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256), value_name = "N")]
+    pub threads: Option<u16>,
+    /// Load and check the config and the model, then exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// ONNX model file.
@@ -153,6 +178,12 @@ pub struct BenchArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Time the whole daemon pipeline instead of the network alone: the bundled
+    /// frames as fast as possible through capture, decode, preprocess, infer,
+    /// decode, decision and a JSON sink; prints the overhead beside inference
+    /// and the throughput against 1/infer latency.
+    #[arg(long)]
+    pub pipeline: bool,
     #[command(flatten)]
     pub run: RunFlags,
     #[command(flatten)]

@@ -17,6 +17,7 @@ pub mod imageio;
 pub mod mask;
 pub mod model;
 pub mod overlay;
+pub mod pipeline;
 pub mod report;
 pub mod sink;
 pub mod source;

@@ -80,9 +80,34 @@ fn is_contour(map: &SegMap, x: usize, y: usize) -> bool {
     x == 0 || y == 0 || x + 1 == map.width || y + 1 == map.height || differs(x - 1, y) || differs(x + 1, y) || differs(x, y - 1) || differs(x, y + 1)
 }
 
+/// Short label text on the stack: drawing a frame's labels allocates nothing.
+type Label = heapless::String<64>;
+
+fn label(args: std::fmt::Arguments<'_>) -> Label {
+    use std::fmt::Write;
+    let mut l = Label::new();
+    // A label longer than 64 bytes is cut short rather than failing.
+    let _ = l.write_fmt(args);
+    l
+}
+
 /// Draw the overlay for one frame. `regions` is `map.regions(...)`.
 pub fn render(src: &DynamicImage, map: &SegMap, regions: &[ClassRegion], class_names: &[String]) -> RgbImage {
     let mut img = src.to_rgb8();
+    draw(&mut img, map, regions, class_names);
+    img
+}
+
+/// Copy `src` into `out` (reusing its buffer when the size matches) and draw on it.
+pub fn render_into(src: &RgbImage, map: &SegMap, regions: &[ClassRegion], class_names: &[String], out: &mut RgbImage) {
+    if out.dimensions() != src.dimensions() {
+        *out = RgbImage::new(src.width(), src.height());
+    }
+    out.copy_from_slice(src);
+    draw(out, map, regions, class_names);
+}
+
+fn draw(img: &mut RgbImage, map: &SegMap, regions: &[ClassRegion], class_names: &[String]) {
     let class_pixels = |contour: bool| {
         map.classes.iter().enumerate().filter_map(move |(i, &c)| {
             let (x, y) = (i % map.width, i / map.width);
@@ -90,8 +115,8 @@ pub fn render(src: &DynamicImage, map: &SegMap, regions: &[ClassRegion], class_n
         })
     };
     // Drawing cannot fail: the canvas's error type is Infallible.
-    let _ = BlendCanvas::new(&mut img, FILL_ALPHA as u8).draw_iter(class_pixels(false));
-    let _ = BlendCanvas::new(&mut img, 255).draw_iter(class_pixels(true));
+    let _ = BlendCanvas::new(img, FILL_ALPHA as u8).draw_iter(class_pixels(false));
+    let _ = BlendCanvas::new(img, 255).draw_iter(class_pixels(true));
 
     let font = MonoTextStyle::new(&FONT_6X10, Rgb888::WHITE);
     for region in regions {
@@ -99,46 +124,44 @@ pub fn render(src: &DynamicImage, map: &SegMap, regions: &[ClassRegion], class_n
         for part in &region.components {
             let b = part.bbox;
             let rect = Rectangle::new(Point::new(b.x as i32 - 1, b.y as i32 - 1), Size::new(b.w + 2, b.h + 2));
-            let _ = rect.into_styled(style).draw(&mut BlendCanvas::new(&mut img, 255));
+            let _ = rect.into_styled(style).draw(&mut BlendCanvas::new(img, 255));
         }
         // One label per class, at its largest component.
         if let Some(big) = region.components.iter().max_by_key(|c| c.area) {
-            let label = format!("{} {:.0}%", region.name, region.score * 100.0);
+            let text = label(format_args!("{} {:.0}%", region.name, region.score * 100.0));
             let y = (big.bbox.y as i32 - 11).max(0);
-            let backing = Rectangle::new(Point::new(big.bbox.x as i32 - 1, y), Size::new(label.len() as u32 * 6 + 2, 10));
-            let _ = backing.into_styled(PrimitiveStyle::with_fill(class_color(region.id))).draw(&mut BlendCanvas::new(&mut img, BACKING_ALPHA as u8));
-            let _ = Text::with_baseline(&label, Point::new(big.bbox.x as i32, y), font, Baseline::Top).draw(&mut BlendCanvas::new(&mut img, 255));
+            let backing = Rectangle::new(Point::new(big.bbox.x as i32 - 1, y), Size::new(text.len() as u32 * 6 + 2, 10));
+            let _ = backing.into_styled(PrimitiveStyle::with_fill(class_color(region.id))).draw(&mut BlendCanvas::new(img, BACKING_ALPHA as u8));
+            let _ = Text::with_baseline(&text, Point::new(big.bbox.x as i32, y), font, Baseline::Top).draw(&mut BlendCanvas::new(img, 255));
         }
     }
-    draw_legend(&mut img, regions, class_names);
-    img
+    draw_legend(img, regions, class_names);
 }
 
 /// Legend in the bottom-left corner: every class with its colour and, when
 /// present in this frame, its pixel count.
 fn draw_legend(img: &mut RgbImage, regions: &[ClassRegion], class_names: &[String]) {
-    let rows: Vec<(u8, String)> = class_names
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(id, name)| {
-            let area = regions.iter().find(|r| r.id as usize == id).map_or(0, |r| r.area);
-            let text = if area > 0 { format!("{name} {area}px") } else { name.clone() };
-            (id as u8, text)
-        })
-        .collect();
-    let width = rows.iter().map(|(_, t)| t.len() as u32).max().unwrap_or(0) * 6 + 16;
-    let height = rows.len() as u32 * 11 + 3;
+    let row_text = |id: usize, name: &str| {
+        let area = regions.iter().find(|r| r.id as usize == id).map_or(0, |r| r.area);
+        if area > 0 {
+            label(format_args!("{name} {area}px"))
+        } else {
+            label(format_args!("{name}"))
+        }
+    };
+    let rows = || class_names.iter().enumerate().skip(1).take(crate::mask::MAX_CLASSES - 1);
+    let width = rows().map(|(id, name)| row_text(id, name).len() as u32).max().unwrap_or(0) * 6 + 16;
+    let height = rows().count() as u32 * 11 + 3;
     let top = img.height() as i32 - height as i32 - 2;
     let _ = Rectangle::new(Point::new(2, top), Size::new(width, height))
         .into_styled(PrimitiveStyle::with_fill(Rgb888::BLACK))
         .draw(&mut BlendCanvas::new(img, BACKING_ALPHA as u8));
     let font = MonoTextStyle::new(&FONT_6X10, Rgb888::WHITE);
-    for (row, (id, text)) in rows.iter().enumerate() {
+    for (row, (id, name)) in rows().enumerate() {
         let y = top + 2 + row as i32 * 11;
         let _ = Rectangle::new(Point::new(5, y + 1), Size::new(7, 7))
-            .into_styled(PrimitiveStyle::with_fill(class_color(*id)))
+            .into_styled(PrimitiveStyle::with_fill(class_color(id as u8)))
             .draw(&mut BlendCanvas::new(img, 255));
-        let _ = Text::with_baseline(text, Point::new(15, y), font, Baseline::Top).draw(&mut BlendCanvas::new(img, 255));
+        let _ = Text::with_baseline(&row_text(id, name), Point::new(15, y), font, Baseline::Top).draw(&mut BlendCanvas::new(img, 255));
     }
 }

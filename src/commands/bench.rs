@@ -59,6 +59,9 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+    if args.pipeline {
+        return super::bench_pipeline::run(args);
+    }
     let model = Model::load_with_threads(&args.model, &args.model_flags.overrides()?, args.run.threads.into())?;
     let img = match &args.image {
         Some(path) => read_image(path)?,

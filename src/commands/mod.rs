@@ -2,6 +2,8 @@
 //! `main` prints with its full context chain.
 
 pub mod bench;
+pub mod bench_pipeline;
 pub mod eval;
 pub mod infer;
 pub mod inspect;
+pub mod run;

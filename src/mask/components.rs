@@ -18,10 +18,24 @@ pub struct Component {
 /// Components of every non-background class, in raster order of their first pixel.
 /// `labels` is scratch space of `width*height` entries, reused across calls.
 pub fn label_components(classes: &[u8], width: usize, height: usize, labels: &mut Vec<u32>) -> Vec<Component> {
+    let mut out = Vec::new();
+    label_components_into(classes, width, height, labels, &mut Vec::new(), &mut out);
+    out
+}
+
+/// `label_components` with every buffer supplied (and reused) by the caller.
+pub fn label_components_into(
+    classes: &[u8],
+    width: usize,
+    height: usize,
+    labels: &mut Vec<u32>,
+    stack: &mut Vec<usize>,
+    out: &mut Vec<Component>,
+) {
     labels.clear();
     labels.resize(width * height, 0);
-    let mut out = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
+    out.clear();
+    stack.clear();
     for start in 0..classes.len() {
         let class_id = classes[start];
         if class_id == 0 || labels[start] != 0 {
@@ -59,7 +73,6 @@ pub fn label_components(classes: &[u8], width: usize, height: usize, labels: &mu
             bbox: BBox { x: x0 as u32, y: y0 as u32, w: (x1 - x0 + 1) as u32, h: (y1 - y0 + 1) as u32 },
         });
     }
-    out
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde::{Serialize, Serializer};
 use std::path::Path;
 
-pub use components::{label_components, Component};
+pub use components::{label_components, label_components_into, Component};
 pub use rle::CocoRle;
 
 /// Class ids are `u8`: at most 256 classes.
@@ -54,9 +54,42 @@ pub struct ClassRegion {
     pub rle: CocoRle,
 }
 
+/// Buffers `SegMap::regions_into` reuses between frames.
+#[derive(Default)]
+pub struct RegionScratch {
+    labels: Vec<u32>,
+    stack: Vec<usize>,
+    components: Vec<Component>,
+    runs: Vec<u32>,
+    spare: Vec<ClassRegion>,
+}
+
+impl ClassRegion {
+    fn empty() -> ClassRegion {
+        ClassRegion {
+            id: 0,
+            name: String::new(),
+            area: 0,
+            bbox: BBox { x: 0, y: 0, w: 0, h: 0 },
+            score: 0.0,
+            components: Vec::new(),
+            rle: CocoRle { size: [0, 0], counts: String::new() },
+        }
+    }
+}
+
 impl SegMap {
     pub fn new(width: usize, height: usize) -> SegMap {
         SegMap { width, height, classes: vec![0; width * height], confidence: vec![0.0; width * height] }
+    }
+
+    /// Make this a `width`×`height` all-background map, keeping the buffers.
+    pub fn reset(&mut self, width: usize, height: usize) {
+        (self.width, self.height) = (width, height);
+        self.classes.clear();
+        self.classes.resize(width * height, 0);
+        self.confidence.clear();
+        self.confidence.resize(width * height, 0.0);
     }
 
     pub fn class_mask(&self, id: u8) -> Vec<bool> {
@@ -65,36 +98,49 @@ impl SegMap {
 
     /// Regions of every class except background (index 0) that has pixels.
     pub fn regions(&self, class_names: &[String]) -> Vec<ClassRegion> {
-        let mut labels = Vec::new();
-        let components = label_components(&self.classes, self.width, self.height, &mut labels);
+        let mut out = Vec::new();
+        self.regions_into(class_names, &mut RegionScratch::default(), &mut out);
+        out
+    }
+
+    /// `regions` into reused storage: once the buffers have grown to what a
+    /// frame needs, later frames allocate nothing.
+    pub fn regions_into(&self, class_names: &[String], s: &mut RegionScratch, out: &mut Vec<ClassRegion>) {
+        // Keep the previous frame's regions (and their buffers) for reuse.
+        s.spare.append(out);
+        label_components_into(&self.classes, self.width, self.height, &mut s.labels, &mut s.stack, &mut s.components);
         let n = class_names.len().max(1 + self.classes.iter().copied().max().unwrap_or(0) as usize).min(MAX_CLASSES);
-        // Per-class accumulators on the stack: class ids are u8, so 256 slots
-        // always suffice and the per-frame path allocates nothing for them.
-        let mut area: heapless::Vec<u64, MAX_CLASSES> = heapless::Vec::new();
-        let mut score_sum: heapless::Vec<f64, MAX_CLASSES> = heapless::Vec::new();
-        // n <= MAX_CLASSES (clamped above), so both resizes fit.
-        area.resize(n, 0).expect("n <= MAX_CLASSES");
-        score_sum.resize(n, 0.0).expect("n <= MAX_CLASSES");
+        // Per-class accumulators on the stack: class ids are u8, so 256 slots always suffice.
+        let mut area = [0u64; MAX_CLASSES];
+        let mut score_sum = [0f64; MAX_CLASSES];
         for (&c, &p) in self.classes.iter().zip(&self.confidence) {
             area[c as usize] += 1;
             score_sum[c as usize] += p as f64;
         }
-        (1..n)
-            .filter(|&id| area[id] > 0)
-            .map(|id| {
-                let id8 = id as u8;
-                let parts: Vec<Component> = components.iter().filter(|c| c.class_id == id8).cloned().collect();
-                ClassRegion {
-                    id: id8,
-                    name: class_names.get(id).cloned().unwrap_or_else(|| format!("class{id}")),
-                    area: area[id],
-                    bbox: union_box(&parts),
-                    score: (score_sum[id] / area[id] as f64) as f32,
-                    components: parts,
-                    rle: CocoRle::encode(&self.class_mask(id8), self.width, self.height),
+        for id in (1..n).filter(|&id| area[id] > 0) {
+            let id8 = id as u8;
+            let mut region = s.spare.pop().unwrap_or_else(ClassRegion::empty);
+            region.id = id8;
+            region.name.clear();
+            match class_names.get(id) {
+                Some(name) => region.name.push_str(name),
+                None => {
+                    use std::fmt::Write;
+                    // Writing to a String cannot fail.
+                    let _ = write!(region.name, "class{id}");
                 }
-            })
-            .collect()
+            }
+            region.area = area[id];
+            region.score = (score_sum[id] / area[id] as f64) as f32;
+            region.components.clear();
+            region.components.extend(s.components.iter().filter(|c| c.class_id == id8).cloned());
+            region.bbox = union_box(&region.components);
+            rle::run_lengths_by(|i| self.classes[i] == id8, self.width, self.height, &mut s.runs);
+            region.rle.size = [self.height, self.width];
+            region.rle.counts.clear();
+            rle::compress_counts_into(&s.runs, &mut region.rle.counts);
+            out.push(region);
+        }
     }
 
     /// Class-index mask as an 8-bit gray PNG (pixel value = class id).

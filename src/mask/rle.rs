@@ -20,11 +20,18 @@ pub struct CocoRle {
 /// Run lengths of a row-major mask (`true` = foreground), read column-major.
 pub fn run_lengths(mask: &[bool], width: usize, height: usize) -> Vec<u32> {
     let mut counts = Vec::new();
+    run_lengths_by(|i| mask[i], width, height, &mut counts);
+    counts
+}
+
+/// Run lengths of the pixels where `is_fg(row_major_index)` holds, into reused storage.
+pub fn run_lengths_by(is_fg: impl Fn(usize) -> bool, width: usize, height: usize, counts: &mut Vec<u32>) {
+    counts.clear();
     let mut current = false;
     let mut run: u32 = 0;
     for x in 0..width {
         for y in 0..height {
-            let v = mask[y * width + x];
+            let v = is_fg(y * width + x);
             if v != current {
                 counts.push(run);
                 run = 0;
@@ -34,12 +41,17 @@ pub fn run_lengths(mask: &[bool], width: usize, height: usize) -> Vec<u32> {
         }
     }
     counts.push(run);
-    counts
 }
 
 /// pycocotools' `rleToString`.
 pub fn compress_counts(counts: &[u32]) -> String {
     let mut s = String::with_capacity(counts.len() * 2);
+    compress_counts_into(counts, &mut s);
+    s
+}
+
+/// `compress_counts` appended to `s`.
+pub fn compress_counts_into(counts: &[u32], s: &mut String) {
     for (i, &c) in counts.iter().enumerate() {
         let mut x = c as i64;
         if i > 2 {
@@ -58,7 +70,6 @@ pub fn compress_counts(counts: &[u32]) -> String {
             }
         }
     }
-    s
 }
 
 /// pycocotools' `rleFrString`, with the checks a file from outside deserves.

@@ -13,6 +13,7 @@ use anyhow::{bail, Result};
 use tract_onnx::prelude::*;
 
 /// Per-class probability planes at the model's output resolution.
+#[derive(Default)]
 pub struct ScorePlanes {
     pub classes: usize,
     pub width: usize,
@@ -23,6 +24,13 @@ pub struct ScorePlanes {
 
 /// Turn the raw output into probability planes (class-major).
 pub fn score_planes(output: &Tensor, layout: Layout, activation: Activation) -> Result<ScorePlanes> {
+    let mut planes = ScorePlanes::default();
+    score_planes_into(output, layout, activation, &mut planes)?;
+    Ok(planes)
+}
+
+/// `score_planes` into reused storage.
+pub fn score_planes_into(output: &Tensor, layout: Layout, activation: Activation, planes: &mut ScorePlanes) -> Result<()> {
     let shape = output.shape();
     let (c, h, w, nhwc) = match (shape, layout) {
         ([1, c, h, w], Layout::Nchw) => (*c, *h, *w, false),
@@ -35,7 +43,9 @@ pub fn score_planes(output: &Tensor, layout: Layout, activation: Activation) -> 
     }
     let plain = output.try_as_plain_ram()?;
     let raw: &[f32] = plain.as_slice()?;
-    let mut data = vec![0f32; c * h * w];
+    let data = &mut planes.data;
+    data.clear();
+    data.resize(c * h * w, 0.0);
     let plane = h * w;
     for i in 0..plane {
         let at = |k: usize| if nhwc { raw[i * c + k] } else { raw[k * plane + i] };
@@ -59,7 +69,8 @@ pub fn score_planes(output: &Tensor, layout: Layout, activation: Activation) -> 
             }
         }
     }
-    Ok(ScorePlanes { classes: c, width: w, height: h, data })
+    (planes.classes, planes.width, planes.height) = (c, w, h);
+    Ok(())
 }
 
 /// Pick the class per pixel. Ties go to the lower class index, as numpy's argmax.
@@ -82,8 +93,15 @@ fn argmax_into(scores: &[f32], classes: usize, plane: usize, i: usize) -> (u8, f
 /// Argmax at the model resolution when the source has the same size, else on
 /// scores resampled to the source through the preprocessing geometry.
 pub fn segment(planes: &ScorePlanes, geo: &Geometry) -> SegMap {
+    let mut map = SegMap::new(0, 0);
+    segment_into(planes, geo, &mut map);
+    map
+}
+
+/// `segment` into a reused map (resized to the source; no allocation when the size repeats).
+pub fn segment_into(planes: &ScorePlanes, geo: &Geometry, map: &mut SegMap) {
     let (sw, sh) = (geo.src_width, geo.src_height);
-    let mut map = SegMap::new(sw, sh);
+    map.reset(sw, sh);
     let plane = planes.width * planes.height;
     let identity = sw == planes.width && sh == planes.height && geo.pad_x == 0.0 && geo.pad_y == 0.0;
     if identity {
@@ -92,9 +110,11 @@ pub fn segment(planes: &ScorePlanes, geo: &Geometry) -> SegMap {
             map.classes[i] = c;
             map.confidence[i] = p;
         }
-        return map;
+        return;
     }
-    let mut sample = vec![0f32; planes.classes];
+    // Class ids are u8, so a stack array of MAX_CLASSES always suffices.
+    let mut sample_buf = [0f32; crate::mask::MAX_CLASSES];
+    let sample = &mut sample_buf[..planes.classes.min(crate::mask::MAX_CLASSES)];
     for y in 0..sh {
         // Source pixel centre → model-input coordinates.
         let fy = ((y as f32 + 0.5) * geo.scale_y + geo.pad_y - 0.5).clamp(0.0, (planes.height - 1) as f32);
@@ -112,10 +132,9 @@ pub fn segment(planes: &ScorePlanes, geo: &Geometry) -> SegMap {
                 let bottom = p[y1 * planes.width + x0] * (1.0 - wx) + p[y1 * planes.width + x1] * wx;
                 *s = top * (1.0 - wy) + bottom * wy;
             }
-            let (c, p) = argmax_into(&sample, planes.classes, 1, 0);
+            let (c, p) = argmax_into(sample, sample.len(), 1, 0);
             map.classes[y * sw + x] = c;
             map.confidence[y * sw + x] = p;
         }
     }
-    map
 }

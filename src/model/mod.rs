@@ -4,7 +4,9 @@ pub mod decode;
 pub mod graph_stats;
 pub mod load;
 pub mod meta;
+pub mod pixels;
 pub mod preprocess;
+pub mod resample;
 
 use crate::mask::SegMap;
 use anyhow::{bail, Context, Result};

@@ -3,7 +3,10 @@
 //! `scripts/dataset.py` does for training and evaluation.
 
 use super::meta::{ColorMode, Layout, ModelMeta, ResizeMode};
-use image::{imageops, DynamicImage, GrayImage, RgbImage};
+use super::resample::Resampler;
+use image::{DynamicImage, RgbImage};
+#[cfg(test)]
+use image::GrayImage;
 use tract_onnx::prelude::*;
 
 /// How model-input pixels map back to source pixels:
@@ -28,36 +31,6 @@ pub fn luma_bt601(r: u8, g: u8, b: u8) -> u8 {
     ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
-/// Gray conversion as PIL: gray sources pass through, colour sources use BT.601.
-pub fn to_gray(img: &DynamicImage) -> GrayImage {
-    match img {
-        DynamicImage::ImageLuma8(g) => g.clone(),
-        DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => img.to_luma8(),
-        _ => {
-            let rgb = img.to_rgb8();
-            let (w, h) = rgb.dimensions();
-            let data = rgb.pixels().map(|p| luma_bt601(p[0], p[1], p[2])).collect();
-            // The buffer has exactly w*h bytes: one per source pixel.
-            GrayImage::from_raw(w, h, data).expect("w*h luma bytes")
-        }
-    }
-}
-
-/// Source pixels in the model's colour order, one plane per channel, row-major.
-enum Pixels {
-    Gray(GrayImage),
-    Rgb(RgbImage),
-}
-
-impl Pixels {
-    fn dims(&self) -> (u32, u32) {
-        match self {
-            Pixels::Gray(g) => g.dimensions(),
-            Pixels::Rgb(c) => c.dimensions(),
-        }
-    }
-}
-
 fn geometry(meta: &ModelMeta, src_w: usize, src_h: usize) -> Geometry {
     let (tw, th) = (meta.width as f32, meta.height as f32);
     let (sw, sh) = (src_w as f32, src_h as f32);
@@ -78,78 +51,103 @@ fn geometry(meta: &ModelMeta, src_w: usize, src_h: usize) -> Geometry {
     }
 }
 
-/// Resize (and pad) source pixels to the model input size.
-fn fit(pixels: Pixels, meta: &ModelMeta, geo: &Geometry) -> Pixels {
-    let (w, h) = pixels.dims();
-    let (tw, th) = (meta.width as u32, meta.height as u32);
-    if (w, h) == (tw, th) {
-        return pixels;
-    }
-    let filter = imageops::FilterType::Triangle;
-    match meta.resize {
-        ResizeMode::Stretch => match pixels {
-            Pixels::Gray(g) => Pixels::Gray(imageops::resize(&g, tw, th, filter)),
-            Pixels::Rgb(c) => Pixels::Rgb(imageops::resize(&c, tw, th, filter)),
-        },
-        ResizeMode::Letterbox => {
-            let nw = ((w as f32 * geo.scale_x).round() as u32).clamp(1, tw);
-            let nh = ((h as f32 * geo.scale_y).round() as u32).clamp(1, th);
-            let (px, py) = (geo.pad_x as i64, geo.pad_y as i64);
-            match pixels {
-                Pixels::Gray(g) => {
-                    let mut canvas = GrayImage::from_pixel(tw, th, image::Luma([LETTERBOX_FILL]));
-                    imageops::replace(&mut canvas, &imageops::resize(&g, nw, nh, filter), px, py);
-                    Pixels::Gray(canvas)
-                }
-                Pixels::Rgb(c) => {
-                    let fill = image::Rgb([LETTERBOX_FILL; 3]);
-                    let mut canvas = RgbImage::from_pixel(tw, th, fill);
-                    imageops::replace(&mut canvas, &imageops::resize(&c, nw, nh, filter), px, py);
-                    Pixels::Rgb(canvas)
-                }
-            }
-        }
+/// Buffers reused from frame to frame, so preprocessing a stream allocates nothing.
+#[derive(Default)]
+pub struct PreprocessScratch {
+    gray: Vec<u8>,
+    resized: Vec<u8>,
+    canvas: Vec<u8>,
+    resampler: Resampler,
+}
+
+/// The input tensor's shape for this model.
+pub fn input_shape(meta: &ModelMeta) -> [usize; 4] {
+    let (w, h, c) = (meta.width, meta.height, meta.channels());
+    match meta.layout {
+        Layout::Nchw => [1, c, h, w],
+        Layout::Nhwc => [1, h, w, c],
     }
 }
 
-/// Build the model's input tensor from a decoded image.
-pub fn preprocess(img: &DynamicImage, meta: &ModelMeta) -> (Tensor, Geometry) {
-    let geo = geometry(meta, img.width() as usize, img.height() as usize);
-    let pixels = match meta.color {
-        ColorMode::Gray => Pixels::Gray(to_gray(img)),
-        ColorMode::Rgb | ColorMode::Bgr => Pixels::Rgb(img.to_rgb8()),
-    };
-    let pixels = fit(pixels, meta, &geo);
-    let (w, h) = (meta.width, meta.height);
+/// A zeroed input tensor to fill with `preprocess_into`.
+pub fn new_input_tensor(meta: &ModelMeta) -> Tensor {
+    let shape = input_shape(meta);
+    // A zeroed f32 tensor of a concrete shape cannot fail to build.
+    Tensor::zero::<f32>(&shape).expect("concrete f32 shape")
+}
+
+/// Fill `tensor` (from `new_input_tensor`) with `rgb` converted, resized, padded
+/// and normalised for the model. Returns how input pixels map back to the source.
+pub fn preprocess_into(rgb: &RgbImage, meta: &ModelMeta, tensor: &mut Tensor, s: &mut PreprocessScratch) -> anyhow::Result<Geometry> {
+    let (sw, sh) = (rgb.width() as usize, rgb.height() as usize);
+    let geo = geometry(meta, sw, sh);
     let c = meta.channels();
-    let mut data = vec![0f32; c * h * w];
-    // Per-channel (x/255 - mean)/std, computed in f32 like numpy does.
-    let norm = |v: u8, ch: usize| (v as f32 / 255.0 - meta.mean[ch]) / meta.std[ch];
-    match (&pixels, meta.layout) {
-        (Pixels::Gray(g), _) => {
-            for (dst, p) in data.iter_mut().zip(g.as_raw()) {
-                *dst = norm(*p, 0);
+    let (tw, th) = (meta.width, meta.height);
+    let PreprocessScratch { gray, resized, canvas, resampler } = s;
+    let src: &[u8] = if meta.color == ColorMode::Gray {
+        gray.clear();
+        gray.extend(rgb.as_raw().chunks_exact(3).map(|p| luma_bt601(p[0], p[1], p[2])));
+        gray
+    } else {
+        rgb.as_raw()
+    };
+    let fitted: &[u8] = if (sw, sh) == (tw, th) {
+        src
+    } else {
+        match meta.resize {
+            ResizeMode::Stretch => {
+                canvas.resize(tw * th * c, 0);
+                resampler.resize(src, sw, sh, c, canvas, tw, th);
+            }
+            ResizeMode::Letterbox => {
+                let nw = ((sw as f32 * geo.scale_x).round() as usize).clamp(1, tw);
+                let nh = ((sh as f32 * geo.scale_y).round() as usize).clamp(1, th);
+                let (px, py) = (geo.pad_x as usize, geo.pad_y as usize);
+                resized.resize(nw * nh * c, 0);
+                resampler.resize(src, sw, sh, c, resized, nw, nh);
+                canvas.clear();
+                canvas.resize(tw * th * c, LETTERBOX_FILL);
+                for y in 0..nh {
+                    let dst = ((py + y) * tw + px) * c;
+                    canvas[dst..dst + nw * c].copy_from_slice(&resized[y * nw * c..(y + 1) * nw * c]);
+                }
             }
         }
-        (Pixels::Rgb(rgb), layout) => {
-            let order: [usize; 3] = if meta.color == ColorMode::Bgr { [2, 1, 0] } else { [0, 1, 2] };
-            for (i, p) in rgb.pixels().enumerate() {
-                for (ch, &src) in order.iter().enumerate() {
-                    let v = norm(p[src], ch);
-                    match layout {
-                        Layout::Nchw => data[ch * h * w + i] = v,
-                        Layout::Nhwc => data[i * 3 + ch] = v,
-                    }
+        canvas
+    };
+    let mut view = tensor.try_as_plain_ram_mut()?;
+    let data: &mut [f32] = view.as_slice_mut()?;
+    if data.len() != tw * th * c {
+        anyhow::bail!("input tensor holds {} values, the model needs {}", data.len(), tw * th * c);
+    }
+    // Per-channel (x/255 - mean)/std, computed in f32 like numpy does.
+    let norm = |v: u8, ch: usize| (v as f32 / 255.0 - meta.mean[ch]) / meta.std[ch];
+    let plane = tw * th;
+    if c == 1 {
+        for (dst, &p) in data.iter_mut().zip(fitted) {
+            *dst = norm(p, 0);
+        }
+    } else {
+        let order: [usize; 3] = if meta.color == ColorMode::Bgr { [2, 1, 0] } else { [0, 1, 2] };
+        for (i, p) in fitted.chunks_exact(3).enumerate() {
+            for (ch, &from) in order.iter().enumerate() {
+                let v = norm(p[from], ch);
+                match meta.layout {
+                    Layout::Nchw => data[ch * plane + i] = v,
+                    Layout::Nhwc => data[i * 3 + ch] = v,
                 }
             }
         }
     }
-    let shape: [usize; 4] = match meta.layout {
-        Layout::Nchw => [1, c, h, w],
-        Layout::Nhwc => [1, h, w, c],
-    };
-    // The buffer was sized as the product of this shape just above.
-    let tensor = Tensor::from_shape(&shape, &data).expect("buffer matches shape");
+    Ok(geo)
+}
+
+/// Build the model's input tensor from a decoded image (one-off; streams use `preprocess_into`).
+pub fn preprocess(img: &DynamicImage, meta: &ModelMeta) -> (Tensor, Geometry) {
+    let rgb = img.to_rgb8();
+    let mut tensor = new_input_tensor(meta);
+    // The tensor was made for this model just above, so its size matches.
+    let geo = preprocess_into(&rgb, meta, &mut tensor, &mut PreprocessScratch::default()).expect("tensor made for this model");
     (tensor, geo)
 }
 

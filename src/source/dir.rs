@@ -163,6 +163,8 @@ impl FrameSource for DirSource {
         self.pacer.wait();
         let i = self.next_index;
         self.next_index += 1;
+        // The frame "arrives" now; reading the file is part of capture latency.
+        frame.stamp_now();
         frame.data.clear();
         match &self.files {
             Files::Embedded => {
@@ -187,7 +189,6 @@ impl FrameSource for DirSource {
         frame.height = 0;
         frame.seq = self.seq;
         frame.kernel_ts_us = None;
-        frame.stamp_now();
         self.seq += 1;
         Ok(Next::Frame)
     }

@@ -1,0 +1,307 @@
+//! The daemon's pipeline: capture → inference → output, each on its own thread.
+//!
+//! ```text
+//!  capture thread          inference thread             output thread
+//!  source.next_frame ──▶ Mailbox (newest wins) ──▶ FrameProcessor ──▶ queue(2) ──▶ overlay, sinks, stats
+//!        ▲   frame pool ◀──────────┘                      ▲   result pool ◀────────────┘
+//! ```
+//! Frames and results circulate through fixed pools, so the steady state
+//! allocates nothing. When inference is slower than the camera, the capture
+//! thread replaces the waiting frame (counted as `dropped`): the judged frame
+//! is always the newest one. In trigger mode one frame captured after each
+//! trigger edge is judged.
+
+pub mod mailbox;
+pub mod process;
+pub mod stats;
+
+use crate::config::Mode;
+use crate::frame::Frame;
+use crate::report::{StageLatency, Stats};
+use crate::sink::{FramePixels, Sink};
+use crate::source::{FrameSource, Next};
+use anyhow::Result;
+use log::{debug, error, info, warn};
+use mailbox::{Mailbox, Take};
+use process::{FrameError, FrameProcessor, FrameResult};
+use stats::StatsKeeper;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Frames in circulation: one being captured, one waiting, one being judged.
+const FRAME_POOL: usize = 3;
+/// Results in circulation: one being judged, two queued for or in the output thread.
+const RESULT_POOL: usize = 3;
+/// How often blocked threads look at the stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Something that says "judge the next frame now" (a GPIO trigger input).
+pub trait Trigger: Send {
+    /// Wait up to `timeout`; true when a trigger arrived.
+    fn wait(&mut self, timeout: Duration) -> Result<bool>;
+}
+
+/// What the pipeline is made of.
+pub struct Parts {
+    pub source: Box<dyn FrameSource>,
+    pub processor: FrameProcessor,
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub trigger: Option<Box<dyn Trigger>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub mode: Mode,
+    /// Stop after this many judged frames (0 = no limit).
+    pub max_frames: u64,
+    pub stats_interval: Duration,
+    /// Draw overlays for sinks that show or store images.
+    pub overlay: bool,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct Summary {
+    pub stats: Stats,
+    /// Per-stage latency of the last frames (up to 512).
+    pub latencies: Vec<StageLatency>,
+    /// From the first judged frame to the last.
+    pub judged_span_s: f64,
+    /// Whether the run ended because of a model error.
+    pub model_error: Option<String>,
+}
+
+/// Counters shared by the threads.
+#[derive(Default)]
+struct Counters {
+    dropped: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+/// Run until the source ends, `max_frames` are judged, or `stop` is set.
+pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Summary> {
+    let Parts { source, mut processor, sinks, mut trigger } = parts;
+    let counters = Arc::new(Counters::default());
+    let mailbox: Arc<Mailbox<Frame>> = Arc::new(Mailbox::default());
+    let (free_tx, free_rx) = sync_channel::<Frame>(FRAME_POOL);
+    for _ in 0..FRAME_POOL {
+        // The channel holds exactly FRAME_POOL items and is empty here.
+        free_tx.send(Frame::with_capacity(1 << 20)).expect("pool channel has room");
+    }
+    let capture_stop = Arc::new(AtomicBool::new(false));
+    let capture = {
+        let (mailbox, counters, stop, capture_stop) = (mailbox.clone(), counters.clone(), stop.clone(), capture_stop.clone());
+        std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || capture_loop(source, &mailbox, free_rx, &counters, &stop, &capture_stop))?
+    };
+
+    let (result_tx, result_rx) = sync_channel::<FrameResult>(RESULT_POOL);
+    let (pool_tx, pool_rx) = sync_channel::<FrameResult>(RESULT_POOL);
+    for _ in 0..RESULT_POOL {
+        pool_tx.send(FrameResult::new()).expect("pool channel has room");
+    }
+    let output = {
+        let counters = counters.clone();
+        let class_names = processor.class_names().to_vec();
+        let options = options.clone();
+        let device = processor.device().to_string();
+        std::thread::Builder::new()
+            .name("output".into())
+            .spawn(move || output_loop(sinks, result_rx, pool_tx, &counters, &options, &class_names, &device))?
+    };
+
+    let mut judged = 0u64;
+    let mut first: Option<Instant> = None;
+    let mut last = Instant::now();
+    let mut model_error = None;
+    'frames: while !stop.load(Ordering::Relaxed) {
+        if options.mode == Mode::Trigger {
+            let Some(t) = trigger.as_mut() else {
+                model_error = Some("pipeline.mode = \"trigger\" needs [sinks.gpio] trigger_line".to_string());
+                break;
+            };
+            match t.wait(POLL) {
+                Ok(true) => {
+                    // Judge a frame captured after the trigger, not the one already waiting.
+                    if let Some(stale) = mailbox.try_take() {
+                        let _ = free_tx.try_send(stale);
+                    }
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    error!("trigger input failed: {e:#}");
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+            }
+        }
+        let (frame, waited) = loop {
+            match mailbox.take(POLL) {
+                Take::Item(f, waited) => break (f, waited),
+                Take::Timeout if stop.load(Ordering::Relaxed) => break 'frames,
+                Take::Timeout => continue,
+                Take::Closed => break 'frames,
+            }
+        };
+        let Ok(mut result) = pool_rx.recv() else { break };
+        let queue_ms = (waited.as_secs_f64() * 1e6).round() / 1e3;
+        let since_capture_ms = crate::frame::unix_us_now().saturating_sub(frame.captured_unix_us) as f64 / 1e3;
+        let capture_ms = (since_capture_ms - queue_ms).max(0.0);
+        let outcome = processor.process(&frame, &mut result, capture_ms, queue_ms);
+        if let Err(FrameError::Corrupt(e)) = &outcome {
+            let n = counters.corrupt.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!("frame {} from {}: {e:#}; skipped ({n} corrupt so far)", frame.seq, frame.origin);
+        }
+        // The pool has room for every frame, so returning one never blocks.
+        let _ = free_tx.try_send(frame);
+        match outcome {
+            Ok(()) => {
+                judged += 1;
+                first.get_or_insert_with(Instant::now);
+                last = Instant::now();
+                if result_tx.send(result).is_err() {
+                    break;
+                }
+                if options.max_frames > 0 && judged >= options.max_frames {
+                    break;
+                }
+            }
+            Err(FrameError::Corrupt(_)) => {
+                // The result slot goes back to the pool through the output
+                // thread, marked unused by `started = None`.
+                result.started = None;
+                if result_tx.send(result).is_err() {
+                    break;
+                }
+            }
+            Err(FrameError::Model(e)) => {
+                error!("model failed: {e:#}");
+                model_error = Some(format!("{e:#}"));
+                break;
+            }
+        }
+    }
+    capture_stop.store(true, Ordering::Relaxed);
+    mailbox.close();
+    drop(result_tx);
+    let (stats, latencies) = output.join().map_err(|_| anyhow::anyhow!("output thread panicked"))?;
+    // The capture thread may sit in a blocking read (stdin, a camera): it
+    // notices the stop flag after its current frame; do not wait for it.
+    if capture.is_finished() {
+        let _ = capture.join();
+    }
+    let judged_span_s = first.map(|f| last.duration_since(f).as_secs_f64()).unwrap_or(0.0);
+    Ok(Summary { stats, latencies, judged_span_s, model_error })
+}
+
+fn capture_loop(
+    mut source: Box<dyn FrameSource>,
+    mailbox: &Mailbox<Frame>,
+    free: Receiver<Frame>,
+    counters: &Counters,
+    stop: &AtomicBool,
+    capture_stop: &AtomicBool,
+) {
+    info!("source: {}", source.describe());
+    let stopping = || stop.load(Ordering::Relaxed) || capture_stop.load(Ordering::Relaxed);
+    // A frame displaced from the mailbox is captured into next, keeping the pool whole.
+    let mut spare: Option<Frame> = None;
+    while !stopping() {
+        let mut frame = match spare.take() {
+            Some(f) => f,
+            None => match free.recv_timeout(POLL) {
+                Ok(f) => f,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match source.next_frame(&mut frame) {
+            Ok(Next::Frame) => {
+                if let Some(old) = mailbox.put(frame) {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    debug!("frame {} dropped: inference busy", old.seq);
+                    spare = Some(old);
+                }
+            }
+            Ok(Next::End) => {
+                info!("source ended: {}", source.describe());
+                break;
+            }
+            Err(e) => {
+                error!("source failed: {e:#}");
+                break;
+            }
+        }
+    }
+    mailbox.close();
+}
+
+fn output_loop(
+    mut sinks: Vec<Box<dyn Sink>>,
+    results: Receiver<FrameResult>,
+    pool: SyncSender<FrameResult>,
+    counters: &Counters,
+    options: &Options,
+    class_names: &[String],
+    device: &str,
+) -> (Stats, Vec<StageLatency>) {
+    let mut keeper = StatsKeeper::new(device);
+    let mut next_stats = Instant::now() + options.stats_interval;
+    loop {
+        let wait = next_stats.saturating_duration_since(Instant::now());
+        match results.recv_timeout(wait) {
+            Ok(mut result) => {
+                if result.started.is_some() {
+                    let t = Instant::now();
+                    if options.overlay {
+                        process::draw_overlay(&mut result, class_names);
+                    }
+                    result.report.emitted_unix_us = crate::frame::unix_us_now();
+                    result.report.latency.emit_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+                    let pixels = FramePixels { image: &result.image, overlay: options.overlay.then_some(&result.overlay) };
+                    for sink in sinks.iter_mut() {
+                        if let Err(e) = sink.emit(&result.report, &pixels) {
+                            warn!("sink {}: {e:#}", sink.name());
+                        }
+                    }
+                    // Stats see the full emit time, sinks included.
+                    let mut report_latency = result.report.latency;
+                    report_latency.emit_ms = t.elapsed().as_secs_f64() * 1e3;
+                    let saved = std::mem::replace(&mut result.report.latency, report_latency);
+                    keeper.record(&result.report);
+                    result.report.latency = saved;
+                }
+                if pool.send(result).is_err() {
+                    // The inference thread is gone; keep draining.
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() >= next_stats {
+            next_stats = Instant::now() + options.stats_interval;
+            publish_stats(&mut keeper, &mut sinks, counters);
+        }
+    }
+    let stats = publish_stats(&mut keeper, &mut sinks, counters);
+    for sink in sinks.iter_mut() {
+        if let Err(e) = sink.shutdown() {
+            warn!("sink {} shutdown: {e:#}", sink.name());
+        }
+    }
+    (stats, keeper.window().to_vec())
+}
+
+fn publish_stats(keeper: &mut StatsKeeper, sinks: &mut [Box<dyn Sink>], counters: &Counters) -> Stats {
+    let overflow = sinks.iter().map(|s| s.overflow()).sum();
+    let stats = keeper.snapshot(counters.dropped.load(Ordering::Relaxed), counters.corrupt.load(Ordering::Relaxed), overflow);
+    for sink in sinks.iter_mut() {
+        if let Err(e) = sink.stats(stats) {
+            warn!("sink {} stats: {e:#}", sink.name());
+        }
+    }
+    stats.clone()
+}
