@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Command::InspectModel(args) => commands::inspect::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
+        Command::Probe(args) => commands::probe::run(&args),
     };
     match result {
         Ok(code) => code,

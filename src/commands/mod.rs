@@ -5,3 +5,4 @@ pub mod bench;
 pub mod eval;
 pub mod infer;
 pub mod inspect;
+pub mod probe;
