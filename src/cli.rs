@@ -18,7 +18,8 @@ use std::path::PathBuf;
     after_help = "Examples:\n  edgeseg infer samples/ --model models/unet_defects.onnx --out out/\n  \
                   edgeseg inspect-model models/unet_defects.onnx\n  \
                   edgeseg eval --model models/unet_defects.onnx --data data/defects/test\n  \
-                  edgeseg bench --model models/unet_defects.onnx --threads 2\n\n\
+                  edgeseg bench --model models/unet_defects.onnx --threads 2\n  \
+                  edgeseg probe\n\n\
                   Log detail: RUST_LOG=debug edgeseg ..."
 )]
 pub struct Cli {
@@ -38,6 +39,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the daemon: camera (or replay) → model → pass/fail → MQTT, GPIO, archive, stdout.
     Run(RunArgs),
+    /// List cameras (V4L2: card, formats, sizes, frame rates) and GPIO chips with their lines.
+    Probe(ProbeArgs),
 }
 
 /// How the network runs.
@@ -188,4 +191,11 @@ pub struct BenchArgs {
     pub run: RunFlags,
     #[command(flatten)]
     pub model_flags: ModelFlags,
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Probe(args) => commands::probe::run(&args),
     };
     match result {
         Ok(code) => code,

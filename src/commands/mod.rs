@@ -7,3 +7,4 @@ pub mod eval;
 pub mod infer;
 pub mod inspect;
 pub mod run;
+pub mod probe;
