@@ -182,6 +182,9 @@ impl Config {
             bail!("key pipeline.stats_interval_s must be > 0; fix: e.g. 5.0");
         }
         self.decide.check()?;
+        if let Some(mqtt) = &self.sinks.mqtt {
+            mqtt.check(&self.device.name)?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,2 @@
+//! Shared test harness.
+pub mod mosquitto;
