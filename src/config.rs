@@ -178,10 +178,13 @@ impl Config {
         if self.model.threads == 0 {
             bail!("key model.threads = 0; fix: use 1 or more (the board's big cores)");
         }
-        if !(self.pipeline.stats_interval_s > 0.0) {
+        if self.pipeline.stats_interval_s.is_nan() || self.pipeline.stats_interval_s <= 0.0 {
             bail!("key pipeline.stats_interval_s must be > 0; fix: e.g. 5.0");
         }
         self.decide.check()?;
+        if let Some(gpio) = &self.sinks.gpio {
+            gpio.check()?;
+        }
         if let Some(mqtt) = &self.sinks.mqtt {
             mqtt.check(&self.device.name)?;
         }

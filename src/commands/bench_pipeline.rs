@@ -34,6 +34,9 @@ struct PipelineBench {
     throughput_fps: f64,
     /// throughput × infer median: 1.0 means the network never waits.
     throughput_vs_infer: f64,
+    infer_ms_mean: f64,
+    /// throughput × infer mean: the share of wall time the network was running.
+    network_busy: f64,
     dropped: u64,
 }
 
@@ -64,6 +67,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let med = |f: fn(&crate::report::StageLatency) -> f64| latency(&mut lat.iter().map(f).collect::<Vec<_>>()).median;
     let infer = med(|l| l.infer_ms);
     let overhead = med(|l| l.overhead_ms());
+    let infer_mean = lat.iter().map(|l| l.infer_ms).sum::<f64>() / lat.len() as f64;
     // Throughput over the judged span (first to last judged frame, warm-up included
     // only as the starting point of the span).
     let throughput = (summary.stats.frames.saturating_sub(1)) as f64 / summary.judged_span_s.max(1e-9);
@@ -79,6 +83,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         emit_ms_median: med(|l| l.emit_ms),
         throughput_fps: throughput,
         throughput_vs_infer: throughput * infer / 1000.0,
+        infer_ms_mean: infer_mean,
+        network_busy: throughput * infer_mean / 1000.0,
         dropped: summary.stats.dropped,
     };
     if args.json {
@@ -94,6 +100,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             "throughput   {:.2} FPS = {:.3} x 1/infer (target >= 0.95)",
             report.throughput_fps, report.throughput_vs_infer
         );
+        println!("network busy {:.1} % of wall time (infer mean {:.2} ms)", 100.0 * report.network_busy, report.infer_ms_mean);
     }
     Ok(ExitCode::SUCCESS)
 }

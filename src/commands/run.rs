@@ -9,7 +9,8 @@ use crate::config::Config;
 use crate::decide::Decider;
 use crate::model::{MetaOverrides, Model};
 use crate::pipeline::process::FrameProcessor;
-use crate::pipeline::{self, Options, Parts, Summary};
+use crate::pipeline::{self, Options, Parts, Summary, Trigger};
+use crate::sink::gpio::{GpioSink, TriggerInput};
 use crate::sink::Sink;
 use anyhow::{Context, Result};
 use log::{error, info, warn};
@@ -65,10 +66,22 @@ pub fn build_parts(loaded: Loaded) -> Result<(Parts, Options)> {
         sinks.push(Box::new(crate::sink::archive::ArchiveSink::open(c, &config.base_dir, &model.meta.classes)?));
     }
     if let Some(c) = &config.sinks.mqtt {
-        sinks.push(Box::new(crate::sink::mqtt::MqttSink::connect(c, &device).context("key [sinks.mqtt]")?));
+        let c = c.resolved(&config.base_dir);
+        let sink = crate::sink::mqtt::MqttSink::connect_with_model(&c, &device, Some(&model.meta.name)).context("key [sinks.mqtt]")?;
+        sinks.push(Box::new(sink));
     }
+    let mut trigger: Option<Box<dyn Trigger>> = None;
     if let Some(c) = &config.sinks.gpio {
-        sinks.push(Box::new(crate::sink::gpio::GpioSink::open(c).context("key [sinks.gpio]")?));
+        sinks.push(Box::new(GpioSink::open(c).context("key [sinks.gpio]")?));
+        if let Some(t) = TriggerInput::open(c).context("key sinks.gpio.trigger_line")? {
+            trigger = Some(Box::new(t));
+        }
+    }
+    if config.pipeline.mode == crate::config::Mode::Trigger && trigger.is_none() {
+        anyhow::bail!(
+            "{}key pipeline.mode = \"trigger\" but no trigger input is configured; fix: set sinks.gpio.trigger_line, or use mode = \"continuous\"",
+            config.file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default()
+        );
     }
     info!(
         "device {device}: model {} ({}x{}, {} thread(s)), sinks: {}",
@@ -86,7 +99,7 @@ pub fn build_parts(loaded: Loaded) -> Result<(Parts, Options)> {
         stats_interval: Duration::from_secs_f64(config.pipeline.stats_interval_s),
         overlay: config.pipeline.overlay,
     };
-    Ok((Parts { source, processor, sinks, trigger: None }, options))
+    Ok((Parts { source, processor, sinks, trigger }, options))
 }
 
 fn log_summary(s: &Summary) {

@@ -39,7 +39,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
              e.g. one exported by scripts/train_unet.py"
         )
     })?;
-    if proto.graph.as_ref().map_or(true, |g| g.node.is_empty()) {
+    if proto.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
         bail!("{shown} holds no ONNX graph (empty or not an ONNX model); fix: re-export the model");
     }
     let opset = proto

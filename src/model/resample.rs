@@ -78,6 +78,7 @@ pub struct Resampler {
 
 impl Resampler {
     /// Resize `src` (`sw`×`sh`, `channels` interleaved) into `dst` (`dw`×`dh`).
+    #[allow(clippy::too_many_arguments)] // two image geometries plus buffers; a struct would only rename them
     pub fn resize(&mut self, src: &[u8], sw: usize, sh: usize, channels: usize, dst: &mut [u8], dw: usize, dh: usize) {
         debug_assert_eq!(src.len(), sw * sh * channels);
         debug_assert_eq!(dst.len(), dw * dh * channels);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub struct Mailbox<T> {
     slot: Mutex<State<T>>,
     ready: Condvar,
+    emptied: Condvar,
 }
 
 struct State<T> {
@@ -30,7 +31,7 @@ pub enum Take<T> {
 
 impl<T> Default for Mailbox<T> {
     fn default() -> Self {
-        Mailbox { slot: Mutex::new(State { item: None, closed: false }), ready: Condvar::new() }
+        Mailbox { slot: Mutex::new(State { item: None, closed: false }), ready: Condvar::new(), emptied: Condvar::new() }
     }
 }
 
@@ -48,9 +49,26 @@ impl<T> Mailbox<T> {
         old.map(|(t, _)| t)
     }
 
+    /// Wait until the slot is empty (or `timeout` passes), for lossless replays.
+    /// Returns false on timeout.
+    pub fn wait_empty(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        while state.item.is_some() {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self.emptied.wait_timeout(state, deadline - now).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+        }
+        true
+    }
+
     /// Remove a waiting item without blocking (used to discard a stale frame in trigger mode).
     pub fn try_take(&self) -> Option<T> {
-        self.lock().item.take().map(|(t, _)| t)
+        let item = self.lock().item.take().map(|(t, _)| t);
+        self.emptied.notify_all();
+        item
     }
 
     /// Wait up to `timeout` for an item.
@@ -59,6 +77,7 @@ impl<T> Mailbox<T> {
         let mut state = self.lock();
         loop {
             if let Some((item, since)) = state.item.take() {
+                self.emptied.notify_all();
                 return Take::Item(item, since.elapsed());
             }
             if state.closed {

@@ -209,6 +209,7 @@ fn capture_loop(
     let stopping = || stop.load(Ordering::Relaxed) || capture_stop.load(Ordering::Relaxed);
     // A frame displaced from the mailbox is captured into next, keeping the pool whole.
     let mut spare: Option<Frame> = None;
+    let lossless = source.lossless();
     while !stopping() {
         let mut frame = match spare.take() {
             Some(f) => f,
@@ -220,6 +221,13 @@ fn capture_loop(
         };
         match source.next_frame(&mut frame) {
             Ok(Next::Frame) => {
+                if lossless {
+                    while !mailbox.wait_empty(POLL) {
+                        if stopping() {
+                            return mailbox.close();
+                        }
+                    }
+                }
                 if let Some(old) = mailbox.put(frame) {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
                     debug!("frame {} dropped: inference busy", old.seq);

@@ -47,7 +47,7 @@ pub struct ArchiveSink {
 
 impl ArchiveSink {
     pub fn open(config: &ArchiveConfig, base: &Path, _classes: &[String]) -> Result<ArchiveSink> {
-        if !(config.quota_mib > 0.0) {
+        if config.quota_mib.is_nan() || config.quota_mib <= 0.0 {
             bail!("key sinks.archive.quota_mib = {}; fix: a size in MiB above 0, e.g. 512", config.quota_mib);
         }
         if !(1..=100).contains(&config.jpeg_quality) {

@@ -350,3 +350,9 @@ impl TriggerInput {
 #[cfg(test)]
 #[path = "gpio_tests.rs"]
 mod tests;
+
+impl crate::pipeline::Trigger for TriggerInput {
+    fn wait(&mut self, timeout: Duration) -> Result<bool> {
+        TriggerInput::wait(self, timeout)
+    }
+}

@@ -153,6 +153,10 @@ impl FrameSource for DirSource {
         format!("replay {}{}", self.label, if self.repeat { ", looping" } else { "" })
     }
 
+    fn lossless(&self) -> bool {
+        !self.pacer.is_paced()
+    }
+
     fn next_frame(&mut self, frame: &mut Frame) -> Result<Next> {
         if self.next_index >= self.len() {
             if !self.repeat {

@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn oversized_frame_is_emptied_not_buffered_without_bound() {
         let mut stream = vec![0xFF, 0xD8];
-        stream.extend(std::iter::repeat(7u8).take(5000));
+        stream.extend(std::iter::repeat_n(7u8, 5000));
         stream.extend_from_slice(&[0xFF, 0xD9]);
         let mut s = MjpegStream::new(std::io::Cursor::new(stream), "test", 100);
         let mut f = Frame::with_capacity(0);

@@ -31,6 +31,11 @@ pub trait FrameSource: Send {
     /// unplugged) is handled inside with retries and backoff; an `Err` here is
     /// fatal for the source.
     fn next_frame(&mut self, frame: &mut Frame) -> Result<Next>;
+    /// A replay that is not paced to a clock: every frame should be judged, so
+    /// capture waits for inference instead of replacing a waiting frame.
+    fn lossless(&self) -> bool {
+        false
+    }
 }
 
 /// `[source]` in a board config.
@@ -75,6 +80,11 @@ impl Pacer {
     pub fn new(fps: f64) -> Pacer {
         let period = (fps > 0.0 && fps.is_finite()).then(|| Duration::from_secs_f64(1.0 / fps));
         Pacer { period, next: None }
+    }
+
+    /// Whether frames are paced to a clock (fps > 0).
+    pub fn is_paced(&self) -> bool {
+        self.period.is_some()
     }
 
     pub fn wait(&mut self) {
