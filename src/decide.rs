@@ -156,3 +156,71 @@ impl Decider {
         inside
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::{BBox, CocoRle, Component};
+
+    fn region(id: u8, name: &str, score: f32, parts: &[(u64, [u32; 4])]) -> ClassRegion {
+        let components: Vec<Component> =
+            parts.iter().map(|&(area, [x, y, w, h])| Component { class_id: id, area, bbox: BBox { x, y, w, h } }).collect();
+        ClassRegion {
+            id,
+            name: name.into(),
+            area: parts.iter().map(|p| p.0).sum(),
+            bbox: BBox { x: 0, y: 0, w: 0, h: 0 },
+            score,
+            components,
+            rle: CocoRle { size: [0, 0], counts: String::new() },
+        }
+    }
+
+    fn classes() -> Vec<String> {
+        ["background", "scratch", "spot", "crack", "pit"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn minimum_area_and_score_per_class() {
+        let mut c = DecideConfig { min_area: 20, ..DecideConfig::default() };
+        c.classes.insert("pit".into(), ClassRule { min_area: Some(5), ..ClassRule::default() });
+        c.classes.insert("spot".into(), ClassRule { ignore: true, ..ClassRule::default() });
+        c.classes.insert("crack".into(), ClassRule { min_score: Some(0.9), ..ClassRule::default() });
+        let d = Decider::new(c, &classes());
+        let mut f = Vec::new();
+        // A 10 px scratch is below 20 px; a 6 px pit reaches its own 5 px.
+        let regions = [region(1, "scratch", 0.9, &[(10, [0, 0, 5, 2])]), region(4, "pit", 0.8, &[(6, [50, 50, 3, 2])])];
+        assert_eq!(d.judge(&regions, &mut f), Verdict::Fail);
+        assert_eq!(f.len(), 1);
+        assert_eq!((&*f[0].class, f[0].area), ("pit", 6));
+        // Ignored class and a crack below its own score: pass.
+        let regions = [region(2, "spot", 1.0, &[(500, [0, 0, 30, 30])]), region(3, "crack", 0.85, &[(300, [0, 0, 3, 100])])];
+        assert_eq!(d.judge(&regions, &mut f), Verdict::Pass);
+        assert!(f.is_empty());
+    }
+
+    #[test]
+    fn roi_counts_defects_by_box_centre() {
+        let c = DecideConfig { roi: vec![[10.0, 10.0], [100.0, 10.0], [100.0, 100.0], [10.0, 100.0]], ..DecideConfig::default() };
+        let d = Decider::new(c, &classes());
+        assert!(d.inside_roi(50.0, 50.0));
+        assert!(!d.inside_roi(5.0, 50.0));
+        assert!(!d.inside_roi(150.0, 150.0));
+        let mut f = Vec::new();
+        let outside = [region(1, "scratch", 0.9, &[(100, [120, 120, 10, 10])])];
+        assert_eq!(d.judge(&outside, &mut f), Verdict::Pass);
+        let inside = [region(1, "scratch", 0.9, &[(100, [120, 120, 10, 10]), (100, [40, 40, 10, 10])])];
+        assert_eq!(d.judge(&inside, &mut f), Verdict::Fail);
+        assert_eq!(f[0].bbox, BBox { x: 40, y: 40, w: 10, h: 10 });
+    }
+
+    #[test]
+    fn config_checks_name_keys() {
+        let bad_roi = DecideConfig { roi: vec![[0.0, 0.0], [1.0, 1.0]], ..DecideConfig::default() };
+        assert!(bad_roi.check().unwrap_err().to_string().contains("decide.roi"));
+        let mut typo = DecideConfig::default();
+        typo.classes.insert("scrach".into(), ClassRule::default());
+        let e = typo.check_classes(&classes()).unwrap_err().to_string();
+        assert!(e.contains("decide.classes.scrach") && e.contains("\"scratch\""), "{e}");
+    }
+}

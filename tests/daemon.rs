@@ -180,3 +180,32 @@ fn sighup_reloads_and_sigterm_drains() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("reload failed") && err.contains("SIGTERM"), "{err}");
 }
+
+mod support;
+
+#[test]
+fn daemon_publishes_to_a_real_mosquitto() {
+    let broker = support::mosquitto::Mosquitto::start();
+    let sub = support::mosquitto::Subscriber::start(broker.port, "edgeseg/#", false);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[device]\nname = \"cell-7\"\n[source]\nkind = \"sample\"\nfps = 0\n[pipeline]\nmax_frames = 3\n[sinks.mqtt]\nurl = \"{}\"\n",
+            broker.url()
+        ),
+    );
+    let out = edgeseg().args(["run", "--config"]).arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = sub.wait_until(Duration::from_secs(10), "3 detections and offline", |g| {
+        g.iter().filter(|r| r.topic == "edgeseg/cell-7/detections").count() == 3
+            && g.iter().any(|r| r.topic == "edgeseg/cell-7/status" && r.json()["state"] == "offline")
+    });
+    let frames: Vec<u64> = got.iter().filter(|r| r.topic.ends_with("/detections")).map(|r| r.json()["frame"].as_u64().unwrap()).collect();
+    assert_eq!(frames, [0, 1, 2]);
+    let first = got.iter().find(|r| r.topic.ends_with("/detections")).unwrap().json();
+    assert_eq!((first["device"].as_str(), first["model"].as_str()), (Some("cell-7"), Some("unet-defects")));
+    assert!(first["classes"][0]["rle"]["counts"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(got.iter().any(|r| r.topic == "edgeseg/cell-7/status" && r.json()["state"] == "online"));
+    assert!(got.iter().any(|r| r.topic == "edgeseg/cell-7/stats" && r.json()["frames"] == 3));
+}
