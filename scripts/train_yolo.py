@@ -41,7 +41,11 @@ def parse_args():
     p.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the train split (smoke tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--project", type=Path, default=Path("target/yolo-runs"))
-    p.add_argument("--resume-from", type=Path, help="continue training from this last.pt")
+    p.add_argument("--init", type=Path, help="start from these weights (.pt from an earlier run) instead of the yaml")
+    p.add_argument("--lr0", type=float, default=0.01)
+    p.add_argument("--warmup-epochs", type=float, default=3.0)
+    p.add_argument("--close-mosaic", type=int, default=None, help="last N epochs without mosaic (default epochs/6)")
+    p.add_argument("--name", default="train", help="run name under --project")
     return p.parse_args()
 
 
@@ -62,7 +66,7 @@ def main():
     from ultralytics import YOLO
 
     yaml_path = dataset_yaml(args.data, args.project)
-    model = YOLO(str(args.resume_from) if args.resume_from else args.cfg, task="segment")
+    model = YOLO(str(args.init) if args.init else args.cfg, task="segment")
     t0 = time.time()
     model.train(
         data=str(yaml_path),
@@ -78,7 +82,7 @@ def main():
         deterministic=True,
         fraction=args.fraction,
         project=str(args.project.resolve()),
-        name="train",
+        name=args.name,
         exist_ok=True,
         # The parts are inspected from above on a conveyor: any rotation or
         # flip is a valid view, colour is mostly grey; mosaic helps small objects.
@@ -88,13 +92,15 @@ def main():
         hsv_h=0.0,
         hsv_s=0.0,
         hsv_v=0.3,
-        close_mosaic=max(1, args.epochs // 6),
+        close_mosaic=args.close_mosaic if args.close_mosaic is not None else max(1, args.epochs // 6),
+        lr0=args.lr0,
+        warmup_epochs=args.warmup_epochs,
         patience=1000,
         val=True,
         verbose=True,
     )
     train_s = time.time() - t0
-    best = args.project.resolve() / "train" / "weights" / "best.pt"
+    best = args.project.resolve() / args.name / "weights" / "best.pt"
     trained = YOLO(str(best), task="segment")
     exported = Path(trained.export(format="onnx", opset=17, imgsz=args.imgsz, nms=False, simplify=False, dynamic=False))
     args.out.parent.mkdir(parents=True, exist_ok=True)

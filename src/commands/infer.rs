@@ -2,7 +2,8 @@
 
 use crate::cli::InferArgs;
 use crate::imageio::{expand_inputs, read_image};
-use crate::mask::ClassRegion;
+use crate::mask::{ClassRegion, SegMap};
+use crate::model::instance::{Instance, InstanceParams};
 use crate::model::{meta::Task, Model, StageTimes};
 use crate::overlay;
 use anyhow::{Context, Result};
@@ -21,8 +22,12 @@ pub struct ImageReport<'a> {
     pub model: &'a str,
     pub task: Task,
     pub timing: StageTimes,
-    /// Every non-background class present, with components and COCO RLE.
+    /// Every non-background class present, with components and COCO RLE
+    /// (for instance models: the union of the instances of each class).
     pub classes: Vec<ClassRegion>,
+    /// Instance models: every instance with class, score, box, area, RLE, polygon.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<Instance>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mask_png: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,8 +74,20 @@ fn unique_stem(path: &Path, used: &mut HashSet<String>) -> String {
 
 fn infer_one(model: &Model, path: &Path, stem: &str, args: &InferArgs) -> Result<()> {
     let img = read_image(path)?;
-    let (map, timing) = model.segment(&img).with_context(|| format!("segmenting {}", path.display()))?;
-    let regions = map.regions(&model.meta.classes);
+    let (map, timing, instances, class_names) = match model.meta.task {
+        Task::Semantic => {
+            let (map, timing) = model.segment(&img).with_context(|| format!("segmenting {}", path.display()))?;
+            (map, timing, None, model.meta.classes.clone())
+        }
+        Task::Instance => {
+            let (found, timing) = model.instances(&img, &InstanceParams::default()).with_context(|| format!("segmenting {}", path.display()))?;
+            let map = paint_instances(&found, img.width() as usize, img.height() as usize)?;
+            // Class maps keep 0 for background: instance class k is painted as k + 1.
+            let names = std::iter::once("background".to_string()).chain(model.meta.classes.iter().cloned()).collect();
+            (map, timing, Some(found), names)
+        }
+    };
+    let regions = map.regions(&class_names);
     let mut report = ImageReport {
         image: path.display().to_string(),
         width: map.width,
@@ -79,6 +96,7 @@ fn infer_one(model: &Model, path: &Path, stem: &str, args: &InferArgs) -> Result
         task: model.meta.task,
         timing,
         classes: regions,
+        instances,
         mask_png: None,
         overlay_png: None,
     };
@@ -89,7 +107,7 @@ fn infer_one(model: &Model, path: &Path, stem: &str, args: &InferArgs) -> Result
             report.mask_png = Some(file_name(&mask_path));
             if !args.no_overlay {
                 let overlay_path = out.join(format!("{stem}.overlay.png"));
-                overlay::render(&img, &map, &report.classes, &model.meta.classes)
+                overlay::render(&img, &map, &report.classes, &class_names)
                     .save(&overlay_path)
                     .with_context(|| format!("cannot write overlay {}", overlay_path.display()))?;
                 report.overlay_png = Some(file_name(&overlay_path));
@@ -109,6 +127,23 @@ fn infer_one(model: &Model, path: &Path, stem: &str, args: &InferArgs) -> Result
         None => println!("{}", serde_json::to_string(&report)?),
     }
     Ok(())
+}
+
+/// A class map of instances (class k painted as k + 1; later, lower-scored
+/// instances do not overwrite earlier ones), for masks and overlays.
+pub fn paint_instances(instances: &[Instance], width: usize, height: usize) -> Result<SegMap> {
+    let mut map = SegMap::new(width, height);
+    for inst in instances {
+        let mask = inst.rle.decode()?;
+        let id = (inst.class_id as usize + 1).min(crate::mask::MAX_CLASSES - 1) as u8;
+        for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
+            if map.classes[i] == 0 {
+                map.classes[i] = id;
+                map.confidence[i] = inst.score;
+            }
+        }
+    }
+    Ok(map)
 }
 
 fn file_name(p: &Path) -> String {

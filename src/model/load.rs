@@ -71,7 +71,10 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
             bail!("{shown}: the model input is {dt:?}; edgeseg feeds float32 images; fix: export with a float32 input");
         }
     }
-    let meta = meta::resolve(&props, &shapes, flags).with_context(|| format!("model {shown}"))?;
+    // Ultralytics exports describe themselves in their own keys; map them to ours.
+    let mut effective = props.clone();
+    super::ultralytics::translate(&mut effective).with_context(|| format!("model {shown}"))?;
+    let meta = meta::resolve(&effective, &shapes, flags).with_context(|| format!("model {shown}"))?;
 
     let input_shape = match meta.layout {
         meta::Layout::Nchw => [1, meta.channels(), meta.height, meta.width],

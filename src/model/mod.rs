@@ -7,6 +7,10 @@ pub mod meta;
 pub mod pixels;
 pub mod preprocess;
 pub mod resample;
+pub mod resample_cv;
+pub mod ultralytics;
+pub mod contour;
+pub mod instance;
 
 use crate::mask::SegMap;
 use anyhow::{bail, Context, Result};
@@ -104,6 +108,26 @@ impl Model {
     /// Run the network on an already preprocessed input tensor.
     pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
         self.plan.run(tvec!(input.into())).with_context(|| format!("running {}", self.path.display()))
+    }
+
+    /// Instance segmentation of one image (YOLO-seg models), in source pixels.
+    pub fn instances(&self, img: &DynamicImage, params: &instance::InstanceParams) -> Result<(Vec<instance::Instance>, StageTimes)> {
+        if self.meta.task != Task::Instance {
+            bail!("{} is a semantic model; instance decoding does not apply", self.path.display());
+        }
+        let t = Instant::now();
+        let (input, geo) = preprocess::preprocess(img, &self.meta);
+        let preprocess_ms = ms_since(t);
+        let t = Instant::now();
+        let outputs = self.run(input)?;
+        let infer_ms = ms_since(t);
+        let t = Instant::now();
+        let mut found = Vec::new();
+        instance::InstanceDecoder::default()
+            .decode(&outputs, &self.meta.classes, &geo, (self.meta.width, self.meta.height), params, &mut found)
+            .with_context(|| format!("decoding the outputs of {}", self.path.display()))?;
+        let decode_ms = ms_since(t);
+        Ok((found, StageTimes { preprocess_ms, infer_ms, decode_ms }))
     }
 
     /// Semantic segmentation of one image at its own resolution.

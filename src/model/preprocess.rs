@@ -4,6 +4,7 @@
 
 use super::meta::{ColorMode, Layout, ModelMeta, ResizeMode};
 use super::resample::Resampler;
+use super::resample_cv::CvResampler;
 use image::{DynamicImage, RgbImage};
 #[cfg(test)]
 use image::GrayImage;
@@ -58,6 +59,7 @@ pub struct PreprocessScratch {
     resized: Vec<u8>,
     canvas: Vec<u8>,
     resampler: Resampler,
+    cv_resampler: CvResampler,
 }
 
 /// The input tensor's shape for this model.
@@ -83,7 +85,7 @@ pub fn preprocess_into(rgb: &RgbImage, meta: &ModelMeta, tensor: &mut Tensor, s:
     let geo = geometry(meta, sw, sh);
     let c = meta.channels();
     let (tw, th) = (meta.width, meta.height);
-    let PreprocessScratch { gray, resized, canvas, resampler } = s;
+    let PreprocessScratch { gray, resized, canvas, resampler, cv_resampler } = s;
     let src: &[u8] = if meta.color == ColorMode::Gray {
         gray.clear();
         gray.extend(rgb.as_raw().chunks_exact(3).map(|p| luma_bt601(p[0], p[1], p[2])));
@@ -104,7 +106,8 @@ pub fn preprocess_into(rgb: &RgbImage, meta: &ModelMeta, tensor: &mut Tensor, s:
                 let nh = ((sh as f32 * geo.scale_y).round() as usize).clamp(1, th);
                 let (px, py) = (geo.pad_x as usize, geo.pad_y as usize);
                 resized.resize(nw * nh * c, 0);
-                resampler.resize(src, sw, sh, c, resized, nw, nh);
+                // Letterbox is ultralytics' convention, and ultralytics resizes with OpenCV.
+                cv_resampler.resize(src, sw, sh, c, resized, nw, nh);
                 canvas.clear();
                 canvas.resize(tw * th * c, LETTERBOX_FILL);
                 for y in 0..nh {
