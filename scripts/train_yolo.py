@@ -95,6 +95,9 @@ def main():
         close_mosaic=args.close_mosaic if args.close_mosaic is not None else max(1, args.epochs // 6),
         lr0=args.lr0,
         warmup_epochs=args.warmup_epochs,
+        # Warm-up starts biases at lr 0.1: right from scratch, but with AdamW it
+        # wrecks a trained network (mAP 0 after one epoch when continuing).
+        warmup_bias_lr=0.0 if args.init else 0.1,
         patience=1000,
         val=True,
         verbose=True,

@@ -33,7 +33,7 @@ pub enum Command {
     Infer(InferArgs),
     /// Show a model's inputs, outputs, metadata, optimised ops and compute precision.
     InspectModel(InspectArgs),
-    /// Score a semantic model on a labelled split: per-class IoU, mIoU, pixel accuracy.
+    /// Score a model on a labelled split: IoU/mIoU (semantic) or COCO mask mAP (instance).
     Eval(EvalArgs),
     /// Time the network: warm-up, then N runs; median/p90/p99 latency, FPS, peak RSS.
     Bench(BenchArgs),
@@ -132,6 +132,15 @@ pub struct EvalArgs {
     /// Evaluate only the first N images (sorted by name).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Instance models: COCO ground truth (default DATA/annotations/instances_SPLIT.json).
+    #[arg(long, value_name = "FILE.json")]
+    pub annotations: Option<PathBuf>,
+    /// Instance models: also write the detections as COCO results JSON (for pycocotools).
+    #[arg(long, value_name = "FILE.json")]
+    pub predictions: Option<PathBuf>,
+    /// Instance models: confidence threshold (COCO evaluation usually uses a low one).
+    #[arg(long, default_value_t = 0.001, value_name = "SCORE")]
+    pub conf: f32,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

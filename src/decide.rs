@@ -138,6 +138,26 @@ impl Decider {
         }
     }
 
+    /// Judge an instance model's frame: each instance is one candidate defect.
+    pub fn judge_instances(&self, instances: &[crate::model::instance::Instance], findings: &mut Vec<Finding>) -> Verdict {
+        findings.clear();
+        for inst in instances {
+            let (min_score, min_area, ignore) = self.rule(&inst.class);
+            let [x, y, w, h] = inst.bbox;
+            if ignore || inst.score < min_score || inst.area < min_area || !self.inside_roi(x + w / 2.0, y + h / 2.0) {
+                continue;
+            }
+            let class = self.names.get(inst.class_id as usize).cloned().unwrap_or_else(|| Arc::from(inst.class.as_str()));
+            let bbox = crate::mask::BBox { x: x.max(0.0) as u32, y: y.max(0.0) as u32, w: w.ceil().max(0.0) as u32, h: h.ceil().max(0.0) as u32 };
+            findings.push(Finding { class_id: inst.class_id.min(255) as u8, class, score: inst.score, area: inst.area, bbox });
+        }
+        if findings.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+
     /// Even-odd point-in-polygon; an empty ROI is the whole frame.
     pub fn inside_roi(&self, x: f32, y: f32) -> bool {
         let poly = &self.config.roi;

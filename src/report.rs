@@ -70,8 +70,12 @@ pub struct FrameReport {
     pub verdict: Verdict,
     /// The defects that decided `fail` (empty on pass).
     pub findings: Vec<Finding>,
-    /// Every non-background class present in the frame, with components and COCO RLE.
+    /// Every non-background class present in the frame, with components and COCO RLE
+    /// (instance models: the union of each class's instances).
     pub classes: Vec<ClassRegion>,
+    /// Instance models: each instance with class, score, box, area, COCO RLE, polygon.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<crate::model::instance::Instance>,
     pub latency: StageLatency,
 }
 

@@ -284,8 +284,12 @@ fn run_outage(stop: fn(&mut Mosquitto), device: &str) -> (Vec<u64>, usize, usize
     assert_eq!(sink.overflow(), 0);
     assert!(sink.connects() >= 2, "reconnected");
     assert!(queued_at_stop > 0, "the stop hit while frames were still unacknowledged");
-    // `online` was re-published after the reconnect.
-    assert!(sub.on(&format!("edgeseg/{device}/status")).iter().filter(|r| r.json()["state"] == "online").count() >= 2);
+    // `online` was re-published after the reconnect (it may reach the
+    // subscriber after the frames when the machine is loaded: wait for it).
+    let status = format!("edgeseg/{device}/status");
+    sub.wait_until(Duration::from_secs(10), "online re-published after the reconnect", |g| {
+        g.iter().filter(|r| r.topic == status && r.json()["state"] == "online").count() >= 2
+    });
     sink.shutdown().unwrap();
     eprintln!(
         "{device}: {} of {} frames received, in order ({} messages incl. {} QoS1 duplicates); {queued_at_stop} queued/unacknowledged \

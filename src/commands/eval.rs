@@ -25,8 +25,8 @@ fn split_dir(data: &Path, split: &str) -> Result<PathBuf> {
 
 pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     let model = Model::load_with_threads(&args.model, &args.model_flags.overrides()?, args.run.threads.into())?;
-    if model.meta.task != Task::Semantic {
-        bail!("{} is an instance model; eval computes IoU for semantic models", args.model.display());
+    if model.meta.task == Task::Instance {
+        return super::eval_instance::run(&model, args);
     }
     let dir = split_dir(&args.data, &args.split)?;
     let mut images = expand_inputs(&[dir.join("images")])?;

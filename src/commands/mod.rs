@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_pipeline;
 pub mod eval;
+pub mod eval_instance;
 pub mod infer;
 pub mod inspect;
 pub mod run;

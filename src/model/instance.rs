@@ -15,7 +15,7 @@
 
 use super::preprocess::Geometry;
 use crate::mask::rle::{compress_counts_into, run_lengths_by};
-use crate::mask::CocoRle;
+use crate::mask::{CocoRle, SegMap};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use tract_onnx::prelude::*;
@@ -118,8 +118,23 @@ fn src_coord(dst: usize, scale: f32, len: usize) -> (usize, usize, f32) {
 
 impl InstanceDecoder {
     /// Decode the network's outputs for one frame into `out` (cleared first).
-    pub fn decode(&mut self, outputs: &[TValue], classes: &[String], geo: &Geometry, input: (usize, usize), params: &InstanceParams, out: &mut Vec<Instance>) -> Result<()> {
+    /// With `paint`, each instance is also drawn into that class map (class k
+    /// as k + 1, earlier = higher-scored instances win), for overlays.
+    #[allow(clippy::too_many_arguments)] // outputs, their meaning, and two reused outputs
+    pub fn decode(
+        &mut self,
+        outputs: &[TValue],
+        classes: &[String],
+        geo: &Geometry,
+        input: (usize, usize),
+        params: &InstanceParams,
+        out: &mut Vec<Instance>,
+        mut paint: Option<&mut SegMap>,
+    ) -> Result<()> {
         out.clear();
+        if let Some(map) = paint.as_deref_mut() {
+            map.reset(geo.src_width, geo.src_height);
+        }
         let (preds, protos) = split_outputs(outputs)?;
         let pshape = protos.shape();
         let (nm, mh, mw) = (pshape[1], pshape[2], pshape[3]);
@@ -265,6 +280,15 @@ impl InstanceDecoder {
             let bx = |v: f32, pad: f32, scale: f32, max: usize| ((v - pad) / scale).clamp(0.0, max as f32);
             let (bx1, by1) = (bx(x1, geo.pad_x, geo.scale_x, sw), bx(y1, geo.pad_y, geo.scale_y, sh));
             let (bx2, by2) = (bx(x2, geo.pad_x, geo.scale_x, sw), bx(y2, geo.pad_y, geo.scale_y, sh));
+            if let Some(map) = paint.as_deref_mut() {
+                let id = (det.class as usize + 1).min(crate::mask::MAX_CLASSES - 1) as u8;
+                for (j, _) in self.mask.iter().enumerate().filter(|(_, m)| **m != 0) {
+                    if map.classes[j] == 0 {
+                        map.classes[j] = id;
+                        map.confidence[j] = det.score;
+                    }
+                }
+            }
             run_lengths_by(|j| self.mask[j] != 0, sw, sh, &mut self.runs);
             let mut counts = String::new();
             compress_counts_into(&self.runs, &mut counts);

@@ -124,7 +124,7 @@ impl Model {
         let t = Instant::now();
         let mut found = Vec::new();
         instance::InstanceDecoder::default()
-            .decode(&outputs, &self.meta.classes, &geo, (self.meta.width, self.meta.height), params, &mut found)
+            .decode(&outputs, &self.meta.classes, &geo, (self.meta.width, self.meta.height), params, &mut found, None)
             .with_context(|| format!("decoding the outputs of {}", self.path.display()))?;
         let decode_ms = ms_since(t);
         Ok((found, StageTimes { preprocess_ms, infer_ms, decode_ms }))

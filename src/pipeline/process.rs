@@ -11,7 +11,8 @@ use crate::frame::Frame;
 use crate::mask::{ClassRegion, RegionScratch, SegMap};
 use crate::model::decode::{score_planes_into, segment_into, ScorePlanes};
 use crate::model::pixels::FrameDecoder;
-use crate::model::preprocess::{new_input_tensor, preprocess_into, PreprocessScratch};
+use crate::model::instance::{Instance, InstanceDecoder, InstanceParams};
+use crate::model::preprocess::{new_input_tensor, preprocess_into, Geometry, PreprocessScratch};
 use crate::model::{Model, ModelMeta, Task};
 use crate::report::{FrameReport, StageLatency};
 use anyhow::{bail, Result};
@@ -24,6 +25,10 @@ pub trait Network: Send {
     fn meta(&self) -> &ModelMeta;
     /// Run on `input` (shaped as `preprocess::input_shape`) and fill `planes`.
     fn run_into(&mut self, input: &Tensor, planes: &mut ScorePlanes) -> Result<()>;
+    /// Instance models: run and decode into `out`, painting `map` for overlays.
+    fn run_instances(&mut self, _input: &Tensor, _geo: &Geometry, _decoder: &mut InstanceDecoder, _out: &mut Vec<Instance>, _map: &mut SegMap) -> Result<()> {
+        bail!("this network is not an instance segmentation model")
+    }
 }
 
 impl Network for Model {
@@ -31,9 +36,15 @@ impl Network for Model {
         &self.meta
     }
 
+    fn run_instances(&mut self, input: &Tensor, geo: &Geometry, decoder: &mut InstanceDecoder, out: &mut Vec<Instance>, map: &mut SegMap) -> Result<()> {
+        let outputs = self.run(input.clone())?;
+        let size = (self.meta.width, self.meta.height);
+        decoder.decode(&outputs, &self.meta.classes, geo, size, &InstanceParams::default(), out, Some(map))
+    }
+
     fn run_into(&mut self, input: &Tensor, planes: &mut ScorePlanes) -> Result<()> {
         if self.meta.task != Task::Semantic {
-            bail!("{}: the daemon decodes semantic models; instance decoding is not wired into the pipeline yet", self.path.display());
+            bail!("{} is an instance model: run_instances decodes it", self.path.display());
         }
         // tract consumes its inputs, so it gets a copy; the copy and tract's own
         // intermediate tensors are the only per-frame allocations of a frame.
@@ -91,6 +102,7 @@ pub struct FrameProcessor {
     input: Tensor,
     planes: ScorePlanes,
     regions: RegionScratch,
+    instances: InstanceDecoder,
 }
 
 /// Milliseconds since `t`, rounded to microseconds (readable JSON).
@@ -102,7 +114,13 @@ impl FrameProcessor {
     pub fn new(network: Box<dyn Network>, decider: Decider, device: &str) -> FrameProcessor {
         let meta = network.meta();
         let input = new_input_tensor(meta);
-        let (model_name, classes) = (meta.name.clone(), meta.classes.clone());
+        // Class maps hold 0 for background; instance models' classes start at 0,
+        // so their map (and overlay legend) shifts them by one.
+        let classes = match meta.task {
+            Task::Semantic => meta.classes.clone(),
+            Task::Instance => std::iter::once("background".to_string()).chain(meta.classes.iter().cloned()).collect(),
+        };
+        let model_name = meta.name.clone();
         FrameProcessor {
             network,
             decider,
@@ -114,6 +132,7 @@ impl FrameProcessor {
             input,
             planes: ScorePlanes::default(),
             regions: RegionScratch::default(),
+            instances: InstanceDecoder::default(),
         }
     }
 
@@ -130,21 +149,38 @@ impl FrameProcessor {
         let geo = preprocess_into(&out.image, meta, &mut self.input, &mut self.scratch).map_err(FrameError::Model)?;
         let preprocess_ms = ms(started);
 
-        let t = Instant::now();
-        self.network.run_into(&self.input, &mut self.planes).map_err(FrameError::Model)?;
-        let infer_ms = ms(t);
-
-        let t = Instant::now();
-        segment_into(&self.planes, &geo, &mut out.map);
+        let task = meta.task;
         let r = &mut out.report;
-        out.map.regions_into(&self.classes, &mut self.regions, &mut r.classes);
-        let decode_ms = ms(t);
+        let (infer_ms, decode_ms) = if task == Task::Instance {
+            // Network and decoding are one step here (the decoder reads tract's outputs in place).
+            let t = Instant::now();
+            self.network
+                .run_instances(&self.input, &geo, &mut self.instances, &mut r.instances, &mut out.map)
+                .map_err(FrameError::Model)?;
+            let total = ms(t);
+            let t = Instant::now();
+            out.map.regions_into(&self.classes, &mut self.regions, &mut r.classes);
+            (total, ms(t))
+        } else {
+            let t = Instant::now();
+            self.network.run_into(&self.input, &mut self.planes).map_err(FrameError::Model)?;
+            let infer_ms = ms(t);
+            let t = Instant::now();
+            segment_into(&self.planes, &geo, &mut out.map);
+            out.map.regions_into(&self.classes, &mut self.regions, &mut r.classes);
+            r.instances.clear();
+            (infer_ms, ms(t))
+        };
 
-        r.verdict = self.decider.judge(&r.classes, &mut r.findings);
+        r.verdict = if task == Task::Instance {
+            self.decider.judge_instances(&r.instances, &mut r.findings)
+        } else {
+            self.decider.judge(&r.classes, &mut r.findings)
+        };
         set(&mut r.device, &self.device);
         set(&mut r.model, &self.model_name);
         set(&mut r.source, &frame.origin);
-        r.task = Task::Semantic;
+        r.task = task;
         r.frame = frame.seq;
         r.captured_unix_us = frame.captured_unix_us;
         r.kernel_ts_us = frame.kernel_ts_us;

@@ -1,6 +1,8 @@
 //! Semantic evaluation: a dataset-level confusion matrix, per-class IoU, mIoU
 //! and pixel accuracy, defined exactly as `scripts/metrics.py`.
 
+pub mod coco;
+
 use serde::Serialize;
 
 #[derive(Clone, Debug)]
