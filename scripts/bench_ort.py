@@ -19,7 +19,16 @@ import numpy as np
 import onnxruntime as ort
 
 from dataset import load_image, normalize
-from evaluate import model_config
+from evaluate import model_config, read_metadata
+
+
+def input_config(path: Path) -> dict:
+    """What the input looks like: edgeseg metadata, or ultralytics' (RGB, 0..1, imgsz)."""
+    meta = read_metadata(path)
+    if "imgsz" in meta and "edgeseg.input_size" not in meta:
+        h, w = json.loads(meta["imgsz"])
+        return {"size": (w, h), "color": "rgb", "mean": [0.0], "std": [1.0]}
+    return model_config(path)
 
 
 def percentile(sorted_ms, p):
@@ -37,7 +46,7 @@ def main():
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
-    cfg = model_config(args.model)
+    cfg = input_config(args.model)
     w, h = cfg["size"]
     if args.image:
         img = load_image(args.image, cfg["color"])

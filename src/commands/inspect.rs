@@ -34,7 +34,12 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     println!("task         {:?}", m.task);
     println!("input        f32 {:?} ({}, {}x{}, {:?})", model.input_shape, m.layout, m.width, m.height, m.color);
     for (i, s) in model.output_shapes.iter().enumerate() {
-        println!("output {i}     f32 {s:?} (activation {:?})", m.activation);
+        let role = match (m.task, s.len()) {
+            (crate::model::Task::Semantic, _) => format!("activation {:?}", m.activation),
+            (crate::model::Task::Instance, 3) => "detections: boxes, class scores, mask coefficients".to_string(),
+            (crate::model::Task::Instance, _) => "mask prototypes".to_string(),
+        };
+        println!("output {i}     f32 {s:?} ({role})");
     }
     println!("classes      {}", m.classes.join(", "));
     println!("normalise    mean {:?} std {:?} (0..1 scale), resize {:?}", m.mean, m.std, m.resize);
