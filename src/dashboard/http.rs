@@ -305,3 +305,61 @@ fn serve_one(stream: TcpStream, token: Option<&str>, max_body: usize, handler: &
     }
     let _ = out.shutdown(Shutdown::Both);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feed `raw` through a loopback socket into `read_request`.
+    fn read(raw: &[u8], max_body: usize) -> Result<Option<Request>, HttpError> {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        c.write_all(raw).unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let (s, _) = l.accept().unwrap();
+        read_request(&mut BufReader::new(s), max_body)
+    }
+
+    #[test]
+    fn parses_request_line_headers_and_body() {
+        let r = read(b"POST /api/segment?mask=png&x HTTP/1.1\r\nContent-Type: image/png\r\nContent-Length: 3\r\n\r\nabc", 10).unwrap().unwrap();
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/api/segment"));
+        assert_eq!(r.query_param("mask"), Some("png"));
+        assert_eq!(r.query_param("x"), Some(""));
+        assert_eq!(r.header("content-type"), Some("image/png"));
+        assert_eq!(r.body, b"abc");
+        assert!(read(b"", 10).unwrap().is_none());
+    }
+
+    #[test]
+    fn refuses_malformed_and_oversized_requests() {
+        let status = |raw: &[u8]| read(raw, 10).unwrap_err().status;
+        assert_eq!(status(b"GARBAGE\r\n\r\n"), 400);
+        assert_eq!(status(b"GET nopath HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nno colon\r\n\r\n"), 400);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n"), 413);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), 400);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab"), 400);
+        assert_eq!(status(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 411);
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_LINE + 10));
+        assert_eq!(status(long.as_bytes()), 431);
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(status(format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()), 431);
+        assert_eq!(status(b"GET / HTTP/1.1\r\nHost: x\r\n"), 400);
+    }
+
+    #[test]
+    fn token_by_bearer_or_basic_auth() {
+        let with = |v: &str| Request { headers: vec![("authorization".into(), v.into())], ..Request::default() };
+        let token = "s3cret-token";
+        assert!(authorised(&with("Bearer s3cret-token"), token));
+        assert!(authorised(&with("bearer s3cret-token"), token));
+        assert!(!authorised(&with("Bearer s3cret-tokeN"), token));
+        let basic = |u: &str, p: &str| format!("Basic {}", crate::dashboard::base64::encode(format!("{u}:{p}").as_bytes()));
+        assert!(authorised(&with(&basic("anyone", token)), token));
+        assert!(authorised(&with(&basic("", token)), token));
+        assert!(!authorised(&with(&basic(token, "x")), token));
+        assert!(!authorised(&with("Basic !!!"), token));
+        assert!(!authorised(&Request::default(), token));
+    }
+}
