@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every edgeseg test: Rust unit and integration tests, the golden check
 # against onnxruntime, the Python suite (pycocotools, evaluate.py, data
-# generator, training smoke). Installs the Python requirements it needs.
+# generator, training smoke), the dashboard in headless Chromium. Installs the
+# Python and npm requirements it needs.
 #
 #   bash scripts/test.sh            # everything
 #   EDGESEG_TRAIN_SMOKE=0 bash scripts/test.sh   # skip the torch training smoke test
@@ -24,6 +25,10 @@ python3 scripts/golden.py --check
 
 step "Rust tests"
 cargo test --locked
+
+step "Dashboard in a real browser (headless Chromium; screenshots in target/screenshots/)"
+npm ci --prefix tests/browser --silent --no-audit --no-fund
+EDGESEG_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/edgeseg" node tests/browser/dashboard.mjs
 
 step "Python tests"
 export EDGESEG_BIN="$PWD/target/debug/edgeseg"

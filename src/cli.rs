@@ -19,7 +19,7 @@ use std::path::PathBuf;
                   edgeseg inspect-model models/unet_defects.onnx\n  \
                   edgeseg eval --model models/unet_defects.onnx --data data/defects/test\n  \
                   edgeseg bench --model models/unet_defects.onnx --threads 2\n  \
-                  edgeseg probe\n\n\
+                  edgeseg probe\n  edgeseg dashboard --mqtt mqtt://broker:1883\n\n\
                   Log detail: RUST_LOG=debug edgeseg ..."
 )]
 pub struct Cli {
@@ -41,6 +41,8 @@ pub enum Command {
     Run(RunArgs),
     /// List cameras (V4L2: card, formats, sizes, frame rates) and GPIO chips with their lines.
     Probe(ProbeArgs),
+    /// Fleet dashboard: every device publishing to an MQTT broker, in a web page.
+    Dashboard(DashboardArgs),
 }
 
 /// How the network runs.
@@ -207,4 +209,25 @@ pub struct ProbeArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Subscribes to <prefix>/+/detections, <prefix>/+/status and <prefix>/+/stats \
+(see docs/mqtt.md) and serves a page listing every device: online/offline (retained status and \
+last will), rates, counters, latency and recent defects; also /api/status, /api/stats, /api/events \
+and /metrics.\n\nExamples:\n  edgeseg dashboard --mqtt mqtt://127.0.0.1:1883\n  \
+edgeseg dashboard --mqtt mqtts://broker:8883 --listen 0.0.0.0:8090 --token \"$(cat /etc/edgeseg/token)\"")]
+pub struct DashboardArgs {
+    /// Broker: mqtt://host[:port] or mqtts://host[:port] (system CA bundle).
+    #[arg(long, value_name = "URL")]
+    pub mqtt: String,
+    /// Address and port of the page.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// Required when --listen is not loopback: bearer token, or basic-auth password (any user).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Topic prefix the daemons publish under (sinks.mqtt.topic_prefix).
+    #[arg(long, default_value = "edgeseg", value_name = "PREFIX")]
+    pub topic_prefix: String,
 }

@@ -30,6 +30,9 @@ pub struct Config {
     pub decide: DecideConfig,
     #[serde(default)]
     pub sinks: SinksConfig,
+    /// `[dashboard]`: absent in a file = no dashboard; the embedded demo serves one.
+    #[serde(default)]
+    pub dashboard: Option<crate::dashboard::DashboardConfig>,
     /// Directory relative paths are resolved against (the config file's
     /// directory; the working directory for the embedded default).
     #[serde(skip)]
@@ -145,6 +148,7 @@ impl Config {
     pub fn embedded_default() -> Config {
         let mut c = Config { base_dir: PathBuf::from("."), ..Config::default() };
         c.sinks.stdout = Some(StdoutConfig::default());
+        c.dashboard = Some(crate::dashboard::DashboardConfig::default());
         c
     }
 
@@ -187,6 +191,9 @@ impl Config {
         }
         if let Some(mqtt) = &self.sinks.mqtt {
             mqtt.check(&self.device.name)?;
+        }
+        if let Some(d) = &self.dashboard {
+            d.check()?;
         }
         Ok(())
     }

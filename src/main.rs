@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(&args),
         Command::Run(args) => commands::run::run(&args),
         Command::Probe(args) => commands::probe::run(&args),
+        Command::Dashboard(args) => commands::dashboard::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_pipeline;
+pub mod dashboard;
 pub mod eval;
 pub mod eval_instance;
 pub mod infer;

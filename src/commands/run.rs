@@ -102,6 +102,24 @@ pub fn build_parts(loaded: Loaded) -> Result<(Parts, Options)> {
     Ok((Parts { source, processor, sinks, trigger }, options))
 }
 
+/// Start the device dashboard when the config asks for it. The embedded demo
+/// goes on without one when its port is taken (a second demo, a busy 8080);
+/// a board config's `[dashboard]` that cannot listen is an error.
+fn start_dashboard(loaded: &Loaded) -> Result<Option<crate::dashboard::DeviceDashboard>> {
+    let Some(c) = loaded.config.dashboard.as_ref().filter(|d| d.enabled) else { return Ok(None) };
+    match crate::dashboard::DeviceDashboard::start(c, loaded) {
+        Ok(d) => {
+            info!("dashboard: {} (stream, counters, failing frames; API /api/status, /api/stats, /api/segment, /metrics)", d.url());
+            Ok(Some(d))
+        }
+        Err(e) if loaded.config.file.is_none() => {
+            warn!("dashboard not started: {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e.context(format!("{}: key [dashboard]", loaded.config.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()))),
+    }
+}
+
 fn log_summary(s: &Summary) {
     let st = &s.stats;
     let l = &st.latency_median;
@@ -124,8 +142,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         println!("config ok: model {} loads, {} classes", loaded.model.path.display(), loaded.model.meta.classes.len());
         return Ok(ExitCode::SUCCESS);
     }
+    let dashboard = start_dashboard(&loaded)?;
+    let dashboard_config = loaded.config.dashboard.clone().filter(|d| d.enabled);
+    let mut reload = false;
     loop {
-        let (parts, options) = build_parts(loaded)?;
+        // The dashboard server lives across reloads; each pipeline gets a sink that feeds it.
+        let dash_sink = match &dashboard {
+            Some(d) => Some(d.sink(&loaded, reload)?),
+            None => None,
+        };
+        let (mut parts, options) = build_parts(loaded)?;
+        if let Some(s) = dash_sink {
+            parts.sinks.push(Box::new(s));
+        }
         let run_stop = Arc::new(AtomicBool::new(false));
         // The next config, prepared while the current pipeline keeps running.
         let next: Arc<Mutex<Option<Loaded>>> = Arc::new(Mutex::new(None));
@@ -142,7 +171,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         match replacement {
             Some(l) if !stop.load(Ordering::Relaxed) => {
                 info!("SIGHUP: restarting the pipeline with the reloaded config");
+                if l.config.dashboard.as_ref().filter(|d| d.enabled) != dashboard_config.as_ref() {
+                    warn!("SIGHUP: changes to [dashboard] take effect after a restart of the process");
+                }
                 loaded = l;
+                reload = true;
             }
             _ => break,
         }
