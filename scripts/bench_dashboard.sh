@@ -7,6 +7,7 @@
 #
 #   bash scripts/bench_dashboard.sh [SECONDS] [ROUNDS]     # default 20 s, 1 round
 #   EDGESEG_BIN=path/to/edgeseg bash scripts/bench_dashboard.sh
+#   EDGESEG_MODEL=models/yolov8n_seg_defects.onnx bash scripts/bench_dashboard.sh   # a model fast enough for a real 10 FPS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-20}
@@ -34,7 +35,7 @@ ticks() {
 
 measure() { # $1 = off|on; prints: total output dashboard ticks, frames judged, over $secs
   local cfg="$tmp/$1.toml" log="$tmp/$1.jsonl"
-  printf '[model]\npath = "%s/models/unet_defects.onnx"\n[source]\nkind = "sample"\nfps = 10\n[sinks.stdout]\n' "$PWD" > "$cfg"
+  printf '[model]\npath = "%s/%s"\n[source]\nkind = "sample"\nfps = 10\n[sinks.stdout]\n' "$PWD" "${EDGESEG_MODEL:-models/unet_defects.onnx}" > "$cfg"
   if [ "$1" = on ]; then
     printf '[dashboard]\nlisten = "127.0.0.1:%s"\n' "$port" >> "$cfg"
   fi

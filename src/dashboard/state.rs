@@ -277,14 +277,18 @@ pub fn median_latency(samples: &[StageLatency]) -> StageLatency {
     }
 }
 
-pub fn encode_jpeg(img: &RgbImage, quality: u8) -> image::ImageResult<Vec<u8>> {
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(img.len() / 8);
     encode_jpeg_into(img, quality, &mut buf)?;
     Ok(buf)
 }
 
-pub fn encode_jpeg_into(img: &RgbImage, quality: u8, buf: &mut Vec<u8>) -> image::ImageResult<()> {
+/// JPEG for the stream and the failing-frame thumbnails. `jpeg-encoder` (with
+/// its AVX2/NEON paths) rather than `image`'s encoder: the stream encodes every
+/// frame while someone watches, and the dashboard's CPU budget is 2 % of the pipeline.
+pub fn encode_jpeg_into(img: &RgbImage, quality: u8, buf: &mut Vec<u8>) -> anyhow::Result<()> {
     buf.clear();
-    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut *buf, quality);
-    img.write_with_encoder(enc)
+    let (w, h) = (u16::try_from(img.width())?, u16::try_from(img.height())?);
+    jpeg_encoder::Encoder::new(&mut *buf, quality).encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)?;
+    Ok(())
 }
