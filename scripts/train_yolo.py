@@ -41,11 +41,11 @@ def parse_args():
     p.add_argument("--fraction", type=float, default=1.0, help="use this fraction of the train split (smoke tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--project", type=Path, default=Path("target/yolo-runs"))
-    p.add_argument("--init", type=Path, help="start from these weights (.pt from an earlier run) instead of the yaml")
-    p.add_argument("--lr0", type=float, default=0.01)
-    p.add_argument("--warmup-epochs", type=float, default=3.0)
     p.add_argument("--close-mosaic", type=int, default=None, help="last N epochs without mosaic (default epochs/6)")
     p.add_argument("--name", default="train", help="run name under --project")
+    p.add_argument("--resume", type=Path, help="resume an interrupted run from its last.pt (optimizer and schedule "
+                   "included); with --epochs, the schedule is first changed to that many epochs in total")
+    p.add_argument("--export-only", type=Path, help="skip training: export these weights (.pt) with our metadata")
     return p.parse_args()
 
 
@@ -61,12 +61,56 @@ def dataset_yaml(data: Path, project: Path) -> Path:
     return out
 
 
+def export(weights: Path, args) -> None:
+    """ONNX opset 17, no NMS (edgeseg decodes), ultralytics' metadata plus ours."""
+    from ultralytics import YOLO
+
+    exported = Path(YOLO(str(weights), task="segment").export(format="onnx", opset=17, imgsz=args.imgsz, nms=False, simplify=False, dynamic=False))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(exported, args.out)
+    m = onnx.load(str(args.out))
+    extra = {
+        "edgeseg.trained_by": "scripts/train_yolo.py",
+        "edgeseg.dataset": f"synthetic defects seed {json.loads((args.data / 'meta.json').read_text())['seed']}",
+    }
+    keep = [p for p in m.metadata_props if p.key not in extra]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    for k, v in extra.items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(args.out))
+    print(json.dumps({"model": str(args.out), "sha256": sha256(args.out), "bytes": args.out.stat().st_size}, indent=2))
+
+
+def resume(args) -> Path:
+    """Continue an interrupted run where it stopped (ultralytics `resume=True`)."""
+    import torch
+    from ultralytics import YOLO
+
+    if args.epochs:
+        ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
+        ckpt["train_args"]["epochs"] = args.epochs
+        if args.close_mosaic is not None:
+            ckpt["train_args"]["close_mosaic"] = args.close_mosaic
+        torch.save(ckpt, args.resume)
+    YOLO(str(args.resume)).train(resume=True)
+    return args.resume.parent / "best.pt"
+
+
 def main():
     args = parse_args()
     from ultralytics import YOLO
 
+    if args.export_only:
+        return export(args.export_only, args)
+    if args.resume:
+        t0 = time.time()
+        best = resume(args)
+        print(f"resumed run finished in {time.time() - t0:.0f} s")
+        return export(best, args)
+
     yaml_path = dataset_yaml(args.data, args.project)
-    model = YOLO(str(args.init) if args.init else args.cfg, task="segment")
+    model = YOLO(args.cfg, task="segment")
     t0 = time.time()
     model.train(
         data=str(yaml_path),
@@ -93,34 +137,13 @@ def main():
         hsv_s=0.0,
         hsv_v=0.3,
         close_mosaic=args.close_mosaic if args.close_mosaic is not None else max(1, args.epochs // 6),
-        lr0=args.lr0,
-        warmup_epochs=args.warmup_epochs,
-        # Warm-up starts biases at lr 0.1: right from scratch, but with AdamW it
-        # wrecks a trained network (mAP 0 after one epoch when continuing).
-        warmup_bias_lr=0.0 if args.init else 0.1,
         patience=1000,
         val=True,
         verbose=True,
     )
     train_s = time.time() - t0
     best = args.project.resolve() / args.name / "weights" / "best.pt"
-    trained = YOLO(str(best), task="segment")
-    exported = Path(trained.export(format="onnx", opset=17, imgsz=args.imgsz, nms=False, simplify=False, dynamic=False))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(exported, args.out)
-
-    m = onnx.load(str(args.out))
-    extra = {
-        "edgeseg.trained_by": "scripts/train_yolo.py",
-        "edgeseg.dataset": f"synthetic defects seed {json.loads((args.data / 'meta.json').read_text())['seed']}",
-        "edgeseg.train_epochs": str(args.epochs),
-    }
-    keep = [p for p in m.metadata_props if p.key not in extra]
-    del m.metadata_props[:]
-    m.metadata_props.extend(keep)
-    for k, v in extra.items():
-        m.metadata_props.add(key=k, value=v)
-    onnx.save(m, str(args.out))
+    export(best, args)
     summary = {
         "train_seconds": round(train_s, 1),
         "epochs": args.epochs,

@@ -143,3 +143,22 @@ def test_yolov5_layout_decodes_like_v8(root, edgeseg, tmp_path):
             assert x["rle"] == y["rle"] and np.allclose(x["bbox"], y["bbox"], atol=1e-3)
             total += 1
     assert total >= 8, f"only {total} instances on the samples"
+
+
+def test_yolo_training_smoke_exports_a_model_edgeseg_runs(root, edgeseg, tmp_path):
+    """scripts/train_yolo.py end to end on a tiny split: builds YOLOv8n-seg from
+    its yaml (nothing downloaded), trains one epoch, exports ONNX that edgeseg
+    loads from ultralytics' metadata alone."""
+    pytest.importorskip("ultralytics")
+    data = tmp_path / "tiny"
+    for args in (["scripts/gen_data.py", "--out", data, "--train", 16, "--val", 4, "--test", 2],
+                 ["scripts/train_yolo.py", "--data", data, "--epochs", 1, "--imgsz", 128, "--batch", 8, "--workers", 0,
+                  "--project", tmp_path / "runs", "--out", tmp_path / "smoke.onnx"]):
+        proc = subprocess.run([sys.executable, *map(str, args)], cwd=root, capture_output=True, text=True,
+                              env={**os.environ, "YOLO_OFFLINE": "1"})
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    info = json.loads(edgeseg("inspect-model", tmp_path / "smoke.onnx", "--json").stdout)
+    assert info["resolved"]["task"] == "instance", info["resolved"]
+    assert info["resolved"]["classes"] == ["scratch", "spot", "crack", "pit"]
+    edgeseg("infer", data / "test" / "images", "--model", tmp_path / "smoke.onnx", "--out", tmp_path / "out")
+    assert len(list((tmp_path / "out").glob("*.json"))) == 2
