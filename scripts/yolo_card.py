@@ -36,10 +36,19 @@ def main():
     meta = read_metadata(args.model)
     imgsz = json.loads(meta["imgsz"])
     model = YOLO(str(args.weights), task="segment")
-    _, params, _, gflops = model.info(detailed=False, verbose=False, imgsz=imgsz[0])
+    from ultralytics.utils.torch_utils import get_flops
+
+    params = sum(p.numel() for p in model.model.parameters())
+    gflops = get_flops(model.model, imgsz=imgsz[0])  # ultralytics counts 2 FLOPs per multiply-add
     rows = list(csv.DictReader(open(args.run / "results.csv")))
-    key = next(k for k in rows[0] if k.strip() == "metrics/mAP50(M)")
-    best = max(rows, key=lambda r: float(r[key]))
+    col = {k.strip(): k for k in rows[0]}
+    key = col["metrics/mAP50(M)"]
+
+    def fitness(r):
+        # ultralytics keeps best.pt by 0.1 mAP50 + 0.9 mAP50-95, boxes plus masks.
+        return sum(0.1 * float(r[col[f"metrics/mAP50({t})"]]) + 0.9 * float(r[col[f"metrics/mAP50-95({t})"]]) for t in "BM")
+
+    best = max(rows, key=fitness)
     ours = json.loads(subprocess.run(
         [str(args.bin), "eval", "--model", str(args.model), "--data", str(args.data), "--split", "test", "--json"],
         check=True, capture_output=True, text=True).stdout)
@@ -59,6 +68,7 @@ def main():
             "script": "scripts/train_yolo.py",
             "epochs_run": len(rows),
             "best_epoch": int(float(best["epoch"])),
+            "best_epoch_rule": "ultralytics fitness: 0.1 mAP50 + 0.9 mAP50-95, boxes plus masks, on val",
             "best_val_mask_map50": round(float(best[key]), 4),
             "history": args.history,
             "ultralytics": meta.get("version"),
