@@ -257,24 +257,9 @@ impl DeviceState {
     }
 }
 
-/// Per-stage medians.
+/// Per-stage medians (the same definition as the pipeline's stats).
 pub fn median_latency(samples: &[StageLatency]) -> StageLatency {
-    let med = |f: fn(&StageLatency) -> f64| {
-        let mut v: Vec<f64> = samples.iter().map(f).collect();
-        if v.is_empty() {
-            return 0.0;
-        }
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    StageLatency {
-        capture_ms: med(|l| l.capture_ms),
-        queue_ms: med(|l| l.queue_ms),
-        preprocess_ms: med(|l| l.preprocess_ms),
-        infer_ms: med(|l| l.infer_ms),
-        decode_ms: med(|l| l.decode_ms),
-        emit_ms: med(|l| l.emit_ms),
-    }
+    crate::pipeline::stats::median_latency(samples, &mut Vec::with_capacity(samples.len()))
 }
 
 pub fn encode_jpeg(img: &RgbImage, quality: u8) -> anyhow::Result<Vec<u8>> {

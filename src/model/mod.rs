@@ -110,17 +110,23 @@ impl Model {
         self.plan.run(tvec!(input.into())).with_context(|| format!("running {}", self.path.display()))
     }
 
-    /// Instance segmentation of one image (YOLO-seg models), in source pixels.
-    pub fn instances(&self, img: &DynamicImage, params: &instance::InstanceParams) -> Result<(Vec<instance::Instance>, StageTimes)> {
-        if self.meta.task != Task::Instance {
-            bail!("{} is a semantic model; instance decoding does not apply", self.path.display());
-        }
+    /// Preprocess one image and run the network; the outputs, the geometry and
+    /// the milliseconds of both steps.
+    fn preprocess_and_run(&self, img: &DynamicImage) -> Result<(TVec<TValue>, preprocess::Geometry, f64, f64)> {
         let t = Instant::now();
         let (input, geo) = preprocess::preprocess(img, &self.meta);
         let preprocess_ms = ms_since(t);
         let t = Instant::now();
         let outputs = self.run(input)?;
-        let infer_ms = ms_since(t);
+        Ok((outputs, geo, preprocess_ms, ms_since(t)))
+    }
+
+    /// Instance segmentation of one image (YOLO-seg models), in source pixels.
+    pub fn instances(&self, img: &DynamicImage, params: &instance::InstanceParams) -> Result<(Vec<instance::Instance>, StageTimes)> {
+        if self.meta.task != Task::Instance {
+            bail!("{} is a semantic model; instance decoding does not apply", self.path.display());
+        }
+        let (outputs, geo, preprocess_ms, infer_ms) = self.preprocess_and_run(img)?;
         let t = Instant::now();
         let mut found = Vec::new();
         instance::InstanceDecoder::default()
@@ -135,12 +141,7 @@ impl Model {
         if self.meta.task != Task::Semantic {
             bail!("{} is an instance model; semantic decoding does not apply", self.path.display());
         }
-        let t = Instant::now();
-        let (input, geo) = preprocess::preprocess(img, &self.meta);
-        let preprocess_ms = ms_since(t);
-        let t = Instant::now();
-        let outputs = self.run(input)?;
-        let infer_ms = ms_since(t);
+        let (outputs, geo, preprocess_ms, infer_ms) = self.preprocess_and_run(img)?;
         let t = Instant::now();
         let planes = decode::score_planes(&outputs[0], self.meta.layout, self.meta.activation)?;
         let map = decode::segment(&planes, &geo);

@@ -67,23 +67,26 @@ impl StatsKeeper {
         s.sink_overflow = sink_overflow;
         self.interval_start = Instant::now();
         self.interval_frames = 0;
-        let ring = &self.ring;
-        let scratch = &mut self.scratch;
-        let mut median = |f: fn(&StageLatency) -> f64| median_of(ring.iter().map(f), scratch);
-        s.latency_median = StageLatency {
-            capture_ms: median(|l| l.capture_ms),
-            queue_ms: median(|l| l.queue_ms),
-            preprocess_ms: median(|l| l.preprocess_ms),
-            infer_ms: median(|l| l.infer_ms),
-            decode_ms: median(|l| l.decode_ms),
-            emit_ms: median(|l| l.emit_ms),
-        };
+        s.latency_median = median_latency(&self.ring, &mut self.scratch);
         &self.stats
     }
 
     /// All latency samples in the window (for `bench --pipeline`).
     pub fn window(&self) -> &[StageLatency] {
         &self.ring
+    }
+}
+
+/// Per-stage medians of `samples`.
+pub fn median_latency(samples: &[StageLatency], scratch: &mut Vec<f64>) -> StageLatency {
+    let mut median = |f: fn(&StageLatency) -> f64| median_of(samples.iter().map(f), scratch);
+    StageLatency {
+        capture_ms: median(|l| l.capture_ms),
+        queue_ms: median(|l| l.queue_ms),
+        preprocess_ms: median(|l| l.preprocess_ms),
+        infer_ms: median(|l| l.infer_ms),
+        decode_ms: median(|l| l.decode_ms),
+        emit_ms: median(|l| l.emit_ms),
     }
 }
 
