@@ -138,6 +138,9 @@ impl InstanceDecoder {
         let (preds, protos) = split_outputs(outputs)?;
         let pshape = protos.shape();
         let (nm, mh, mw) = (pshape[1], pshape[2], pshape[3]);
+        if nm == 0 || mh == 0 || mw == 0 {
+            bail!("prototype output {pshape:?} is empty; fix: export the model with its mask prototypes ([1, 32, H/4, W/4])");
+        }
         let nc = classes.len();
         let shape = preds.shape();
         let layout = if shape[1] == 4 + nc + nm {
