@@ -10,12 +10,15 @@ use std::path::PathBuf;
     name = "edgeseg",
     version,
     about = "Edge inference runtime for industrial image segmentation",
-    long_about = "edgeseg runs ONNX segmentation models (U-Net, DeepLab, YOLO-seg) with tract on \
-                  Raspberry Pi, Jetson and PCs, turns their outputs into per-defect masks, boxes and \
-                  COCO RLE, and draws overlays.\n\nModels exported by scripts/ carry their own metadata \
+    long_about = "edgeseg runs ONNX segmentation models (semantic like U-Net, instance like YOLO-seg) \
+                  with tract on Raspberry Pi, Jetson and PCs: as a daemon (`run`: camera → model → \
+                  pass/fail → MQTT, GPIO reject line, archive, dashboard) or on files (`infer`, `eval`).\n\n\
+                  Models exported by scripts/ and ultralytics -seg exports carry their own metadata \
                   (classes, input size, normalisation); other ONNX models work with --classes, --size, \
                   --mean and --std.",
-    after_help = "Examples:\n  edgeseg infer samples/ --model models/unet_defects.onnx --out out/\n  \
+    after_help = "Examples:\n  edgeseg run                                   # the demo: bundled frames, dashboard on :8080\n  \
+                  edgeseg run --config boards/rpi5.toml\n  \
+                  edgeseg infer samples/ --model models/unet_defects.onnx --out out/\n  \
                   edgeseg inspect-model models/unet_defects.onnx\n  \
                   edgeseg eval --model models/unet_defects.onnx --data data/defects/test\n  \
                   edgeseg bench --model models/unet_defects.onnx --threads 2\n  \
