@@ -266,6 +266,7 @@ fn run_outage(stop: fn(&mut Mosquitto), device: &str) -> (Vec<u64>, usize, usize
     assert!(!sink.is_connected());
     // Acks are in order; the first message acked was the `online` status.
     let acked_frames = sink.delivered().saturating_sub(1);
+    let restarted_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
     broker.restart();
     for f in 2 * n..3 * n {
         emit(&mut sink, device, f);
@@ -284,11 +285,14 @@ fn run_outage(stop: fn(&mut Mosquitto), device: &str) -> (Vec<u64>, usize, usize
     assert_eq!(sink.overflow(), 0);
     assert!(sink.connects() >= 2, "reconnected");
     assert!(queued_at_stop > 0, "the stop hit while frames were still unacknowledged");
-    // `online` was re-published after the reconnect (it may reach the
-    // subscriber after the frames when the machine is loaded: wait for it).
+    // `online` was re-published after the reconnect: the retained status a new
+    // subscriber gets is an `online` whose connection came up after the restart.
+    // (Asking the long-lived subscriber is racy: whether it sees the live
+    // publish or only a retained copy depends on who reconnects first.)
     let status = format!("edgeseg/{device}/status");
-    sub.wait_until(Duration::from_secs(10), "online re-published after the reconnect", |g| {
-        g.iter().filter(|r| r.topic == status && r.json()["state"] == "online").count() >= 2
+    let fresh = Subscriber::start(broker.port, &status, false);
+    fresh.wait_until(Duration::from_secs(10), "a retained online from after the restart", |g| {
+        g.iter().any(|r| r.retain && r.json()["state"] == "online" && r.json()["since_unix_us"].as_u64().is_some_and(|t| t >= restarted_us))
     });
     sink.shutdown().unwrap();
     eprintln!(
