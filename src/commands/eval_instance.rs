@@ -81,7 +81,7 @@ pub fn run(model: &Model, args: &EvalArgs) -> Result<ExitCode> {
     for img in &images {
         let path = root.join(&img.file_name);
         let picture = read_image(&path)?;
-        let (found, _) = model.instances(&picture, &params).with_context(|| format!("segmenting {}", path.display()))?;
+        let (found, _) = model.instances(&picture, &params, None).with_context(|| format!("segmenting {}", path.display()))?;
         let mut gts = Vec::new();
         for a in coco.annotations.iter().filter(|a| a.image_id == img.id) {
             gts.push(Object { category: a.category_id, score: 1.0, mask: a.segmentation.decode().with_context(|| format!("annotation of image {}", img.id))? });

@@ -74,19 +74,20 @@ fn unique_stem(path: &Path, used: &mut HashSet<String>) -> String {
 
 fn infer_one(model: &Model, path: &Path, stem: &str, args: &InferArgs) -> Result<()> {
     let img = read_image(path)?;
-    let (map, timing, instances, class_names) = match model.meta.task {
+    let (map, timing, instances) = match model.meta.task {
         Task::Semantic => {
             let (map, timing) = model.segment(&img).with_context(|| format!("segmenting {}", path.display()))?;
-            (map, timing, None, model.meta.classes.clone())
+            (map, timing, None)
         }
         Task::Instance => {
-            let (found, timing) = model.instances(&img, &InstanceParams::default()).with_context(|| format!("segmenting {}", path.display()))?;
-            let map = paint_instances(&found, img.width() as usize, img.height() as usize)?;
-            // Class maps keep 0 for background: instance class k is painted as k + 1.
-            let names = std::iter::once("background".to_string()).chain(model.meta.classes.iter().cloned()).collect();
-            (map, timing, Some(found), names)
+            let mut map = SegMap::new(0, 0);
+            let (found, timing) = model
+                .instances(&img, &InstanceParams::default(), Some(&mut map))
+                .with_context(|| format!("segmenting {}", path.display()))?;
+            (map, timing, Some(found))
         }
     };
+    let class_names = model.meta.map_class_names();
     let regions = map.regions(&class_names);
     let mut report = ImageReport {
         image: path.display().to_string(),
@@ -127,23 +128,6 @@ fn infer_one(model: &Model, path: &Path, stem: &str, args: &InferArgs) -> Result
         None => println!("{}", serde_json::to_string(&report)?),
     }
     Ok(())
-}
-
-/// A class map of instances (class k painted as k + 1; later, lower-scored
-/// instances do not overwrite earlier ones), for masks and overlays.
-pub fn paint_instances(instances: &[Instance], width: usize, height: usize) -> Result<SegMap> {
-    let mut map = SegMap::new(width, height);
-    for inst in instances {
-        let mask = inst.rle.decode()?;
-        let id = (inst.class_id as usize + 1).min(crate::mask::MAX_CLASSES - 1) as u8;
-        for (i, _) in mask.iter().enumerate().filter(|(_, m)| **m) {
-            if map.classes[i] == 0 {
-                map.classes[i] = id;
-                map.confidence[i] = inst.score;
-            }
-        }
-    }
-    Ok(map)
 }
 
 fn file_name(p: &Path) -> String {

@@ -82,6 +82,16 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
+    /// Names by class-map value (0 = background). Semantic models' classes
+    /// already start with background; instance classes start at 0, so their
+    /// maps paint class k as k + 1.
+    pub fn map_class_names(&self) -> Vec<String> {
+        match self.task {
+            Task::Semantic => self.classes.clone(),
+            Task::Instance => std::iter::once("background".to_string()).chain(self.classes.iter().cloned()).collect(),
+        }
+    }
+
     pub fn channels(&self) -> usize {
         match self.color {
             ColorMode::Gray => 1,

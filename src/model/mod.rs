@@ -44,9 +44,14 @@ pub struct StageTimes {
     pub decode_ms: f64,
 }
 
-fn ms_since(t: Instant) -> f64 {
-    // Microsecond resolution is plenty and keeps reports readable.
-    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
+/// Milliseconds in `d`, rounded to microseconds: plenty of resolution, and
+/// reports stay readable.
+pub fn round_ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+pub(crate) fn ms_since(t: Instant) -> f64 {
+    round_ms(t.elapsed())
 }
 
 impl Model {
@@ -122,7 +127,14 @@ impl Model {
     }
 
     /// Instance segmentation of one image (YOLO-seg models), in source pixels.
-    pub fn instances(&self, img: &DynamicImage, params: &instance::InstanceParams) -> Result<(Vec<instance::Instance>, StageTimes)> {
+    /// With `paint`, the instances are also drawn into that class map (see
+    /// `ModelMeta::map_class_names`).
+    pub fn instances(
+        &self,
+        img: &DynamicImage,
+        params: &instance::InstanceParams,
+        paint: Option<&mut SegMap>,
+    ) -> Result<(Vec<instance::Instance>, StageTimes)> {
         if self.meta.task != Task::Instance {
             bail!("{} is a semantic model; instance decoding does not apply", self.path.display());
         }
@@ -130,7 +142,7 @@ impl Model {
         let t = Instant::now();
         let mut found = Vec::new();
         instance::InstanceDecoder::default()
-            .decode(&outputs, &self.meta.classes, &geo, (self.meta.width, self.meta.height), params, &mut found, None)
+            .decode(&outputs, &self.meta.classes, &geo, (self.meta.width, self.meta.height), params, &mut found, paint)
             .with_context(|| format!("decoding the outputs of {}", self.path.display()))?;
         let decode_ms = ms_since(t);
         Ok((found, StageTimes { preprocess_ms, infer_ms, decode_ms }))

@@ -17,6 +17,7 @@ pub mod stats;
 
 use crate::config::Mode;
 use crate::frame::Frame;
+use crate::model::round_ms;
 use crate::report::{StageLatency, Stats};
 use crate::sink::{FramePixels, Sink};
 use crate::source::{FrameSource, Next};
@@ -147,7 +148,7 @@ pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Sum
             }
         };
         let Ok(mut result) = pool_rx.recv() else { break };
-        let queue_ms = (waited.as_secs_f64() * 1e6).round() / 1e3;
+        let queue_ms = round_ms(waited);
         let since_capture_ms = crate::frame::unix_us_now().saturating_sub(frame.captured_unix_us) as f64 / 1e3;
         let capture_ms = (since_capture_ms - queue_ms).max(0.0);
         let outcome = processor.process(&frame, &mut result, capture_ms, queue_ms);
@@ -268,7 +269,7 @@ fn output_loop(
                         process::draw_overlay(&mut result, class_names);
                     }
                     result.report.emitted_unix_us = crate::frame::unix_us_now();
-                    result.report.latency.emit_ms = (t.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+                    result.report.latency.emit_ms = round_ms(t.elapsed());
                     let pixels = FramePixels { image: &result.image, overlay: options.overlay.then_some(&result.overlay) };
                     for sink in sinks.iter_mut() {
                         if let Err(e) = sink.emit(&result.report, &pixels) {

@@ -13,7 +13,7 @@ use crate::model::decode::{score_planes_into, segment_into, ScorePlanes};
 use crate::model::pixels::FrameDecoder;
 use crate::model::instance::{Instance, InstanceDecoder, InstanceParams};
 use crate::model::preprocess::{new_input_tensor, preprocess_into, Geometry, PreprocessScratch};
-use crate::model::{Model, ModelMeta, Task};
+use crate::model::{ms_since, Model, ModelMeta, Task};
 use crate::report::{FrameReport, StageLatency};
 use anyhow::{bail, Result};
 use image::RgbImage;
@@ -105,21 +105,11 @@ pub struct FrameProcessor {
     instances: InstanceDecoder,
 }
 
-/// Milliseconds since `t`, rounded to microseconds (readable JSON).
-fn ms(t: Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
-}
-
 impl FrameProcessor {
     pub fn new(network: Box<dyn Network>, decider: Decider, device: &str) -> FrameProcessor {
         let meta = network.meta();
         let input = new_input_tensor(meta);
-        // Class maps hold 0 for background; instance models' classes start at 0,
-        // so their map (and overlay legend) shifts them by one.
-        let classes = match meta.task {
-            Task::Semantic => meta.classes.clone(),
-            Task::Instance => std::iter::once("background".to_string()).chain(meta.classes.iter().cloned()).collect(),
-        };
+        let classes = meta.map_class_names();
         let model_name = meta.name.clone();
         FrameProcessor {
             network,
@@ -147,7 +137,7 @@ impl FrameProcessor {
         self.decoder.decode(frame, &mut out.image).map_err(FrameError::Corrupt)?;
         let meta = self.network.meta();
         let geo = preprocess_into(&out.image, meta, &mut self.input, &mut self.scratch).map_err(FrameError::Model)?;
-        let preprocess_ms = ms(started);
+        let preprocess_ms = ms_since(started);
 
         let task = meta.task;
         let r = &mut out.report;
@@ -157,19 +147,19 @@ impl FrameProcessor {
             self.network
                 .run_instances(&self.input, &geo, &mut self.instances, &mut r.instances, &mut out.map)
                 .map_err(FrameError::Model)?;
-            let total = ms(t);
+            let total = ms_since(t);
             let t = Instant::now();
             out.map.regions_into(&self.classes, &mut self.regions, &mut r.classes);
-            (total, ms(t))
+            (total, ms_since(t))
         } else {
             let t = Instant::now();
             self.network.run_into(&self.input, &mut self.planes).map_err(FrameError::Model)?;
-            let infer_ms = ms(t);
+            let infer_ms = ms_since(t);
             let t = Instant::now();
             segment_into(&self.planes, &geo, &mut out.map);
             out.map.regions_into(&self.classes, &mut self.regions, &mut r.classes);
             r.instances.clear();
-            (infer_ms, ms(t))
+            (infer_ms, ms_since(t))
         };
 
         r.verdict = if task == Task::Instance {

@@ -68,10 +68,6 @@ pub fn pump(st: &mut State, client: &Client) {
     }
 }
 
-pub fn unix_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
-}
-
 /// What a connection error means for the operator.
 pub fn describe(e: &ConnectionError, url: &str) -> Failure {
     let (message, refused) = match e {
@@ -119,7 +115,7 @@ pub fn run(mut conn: Connection, client: Client, shared: Arc<Shared>, url: Strin
                 } else {
                     log::info!("mqtt: connected to {url}");
                 }
-                let online = st.status.message(&st.status_topic, "online", None, unix_us(), true);
+                let online = st.status.message(&st.status_topic, "online", None, crate::frame::unix_us_now(), true);
                 st.queue.push_front(online);
                 pump(&mut st, &client);
             }

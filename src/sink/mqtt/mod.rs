@@ -103,7 +103,7 @@ impl MqttSink {
             since_unix_us: 0,
             reason: None,
         };
-        let started = driver::unix_us();
+        let started = crate::frame::unix_us_now();
         let will = LastWill::new(&*status_topic, status.payload("offline", Some("lost"), started), QoS::AtLeastOnce, true);
         let mut options = config.mqtt_options(device, will)?;
         options.set_inflight(driver::RUMQTT_INFLIGHT);
@@ -267,7 +267,7 @@ impl MqttSink {
         self.shut_down = true;
         {
             let mut st = self.shared.lock();
-            let offline = st.status.message(&st.status_topic, "offline", Some("shutdown"), driver::unix_us(), false);
+            let offline = st.status.message(&st.status_topic, "offline", Some("shutdown"), crate::frame::unix_us_now(), false);
             st.queue.push(offline);
             driver::pump(&mut st, &self.client);
         }
