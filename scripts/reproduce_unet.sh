@@ -12,4 +12,4 @@ python3 -m pip install -q -r scripts/requirements-train.txt
 python3 scripts/gen_data.py --out data/defects --seed 0 --train 800 --val 100 --test 100 --size 256 --workers 2
 python3 scripts/train_unet.py --data data/defects --out models/unet_defects.onnx --steps 5000 --lr 1.5e-3 --val-every 500
 python3 scripts/evaluate.py --model models/unet_defects.onnx --data data/defects --split test --card
-python3 scripts/golden.py --model models/unet_defects.onnx --samples samples --out tests/golden
+python3 scripts/golden.py --model models/unet_defects.onnx

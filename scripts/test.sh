@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Run every edgeseg test: Rust unit and integration tests, the golden check
 # against onnxruntime, the Python suite (pycocotools, evaluate.py, data
-# generator, training smoke), the dashboard in headless Chromium. Installs the
-# Python and npm requirements it needs.
+# generator, training smoke), the dashboard in headless Chromium, the aarch64
+# build under qemu-user and the emulated board (qemu-system-aarch64). Installs
+# the Python and npm requirements it needs; system packages come from .ci/run.
 #
 #   bash scripts/test.sh            # everything
 #   EDGESEG_TRAIN_SMOKE=0 bash scripts/test.sh   # skip the torch training smoke test
+#   EDGESEG_CROSS=0 bash scripts/test.sh         # skip the aarch64 suites
+# Without the cross tools the aarch64 suites are skipped with a note, unless
+# EDGESEG_CROSS=1 (what .ci/run sets): then missing tools are an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +37,33 @@ EDGESEG_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/edgeseg" node tests/browser/
 step "Python tests"
 export EDGESEG_BIN="$PWD/target/debug/edgeseg"
 python3 -m pytest tests/python -q
+
+cross_missing=()
+for tool in aarch64-linux-gnu-gcc qemu-aarch64 qemu-system-aarch64 depmod modprobe dpkg-deb; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || [ -x "/sbin/$tool" ] || cross_missing+=("$tool")
+done
+rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-musl || cross_missing+=("rustup target aarch64-unknown-linux-musl")
+if [ "${EDGESEG_CROSS:-auto}" = "0" ]; then
+  step "aarch64 suites skipped (EDGESEG_CROSS=0)"
+elif [ ${#cross_missing[@]} -gt 0 ]; then
+  if [ "${EDGESEG_CROSS:-auto}" = "1" ]; then
+    echo "aarch64 suites need: ${cross_missing[*]} (bash .ci/run installs them)" >&2
+    exit 1
+  fi
+  step "aarch64 suites skipped: missing ${cross_missing[*]} (bash .ci/run installs them)"
+else
+  # Static musl build: the same binary runs under qemu-user and in the emulated board.
+  # Only tests that need no host service and spawn no process (qemu-user cannot exec a
+  # second ARM binary without binfmt_misc). The golden test holds the aarch64 masks of
+  # every committed semantic model to the x86 onnxruntime references; emulated NEON
+  # needs about a minute per U-Net frame, so it checks the first sample of each.
+  export EDGESEG_GOLDEN_IMAGES=1
+  step "aarch64 (static musl) under qemu-user, Cortex-A72 kernels (Pi 4): unit, golden, board configs"
+  EDGESEG_QEMU_CPU=cortex-a72 cargo test --locked --target aarch64-unknown-linux-musl --lib --test golden --test boards
+  step "aarch64 golden masks under qemu-user, Cortex-A76 (Pi 5)"
+  EDGESEG_QEMU_CPU=cortex-a76 cargo test --locked --target aarch64-unknown-linux-musl --test golden
+  unset EDGESEG_GOLDEN_IMAGES
+  step "Emulated board: qemu-system-aarch64 virt, vivid camera, gpio-sim (tests/board/run.sh)"
+  cargo build --locked --target aarch64-unknown-linux-musl --bin edgeseg
+  bash tests/board/run.sh
+fi

@@ -209,7 +209,8 @@ impl Config {
         if p.is_file() {
             return Ok(p);
         }
-        // An installed package keeps models beside the binary (../share/edgeseg/models).
+        // An installed package keeps models beside the binary: bin/../models in the
+        // tarball of scripts/package.sh, or ../share/edgeseg/models.
         if self.file.is_none() {
             if let Some(found) = beside_exe(&self.model.path) {
                 return Ok(found);
@@ -226,5 +227,5 @@ impl Config {
 fn beside_exe(rel: &Path) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir.join(rel), dir.join("../share/edgeseg").join(rel), dir.join("../..").join(rel)].into_iter().find(|p| p.is_file())
+    [dir.join(rel), dir.join("..").join(rel), dir.join("../share/edgeseg").join(rel), dir.join("../..").join(rel)].into_iter().find(|p| p.is_file())
 }

@@ -13,13 +13,37 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn model() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| Model::load(&root().join("models/unet_defects.onnx"), &MetaOverrides::default()).expect("committed model loads"))
+/// Every committed semantic model with reference files in tests/golden/<stem>/.
+const MODELS: [&str; 2] = ["unet_defects", "deeplabv3plus_defects"];
+
+fn model(stem: &str) -> &'static Model {
+    static MODELS_LOADED: [OnceLock<Model>; 2] = [OnceLock::new(), OnceLock::new()];
+    let i = MODELS.iter().position(|m| *m == stem).expect("a model of MODELS");
+    MODELS_LOADED[i].get_or_init(|| Model::load(&root().join(format!("models/{stem}.onnx")), &MetaOverrides::default()).expect("committed model loads"))
 }
 
-fn golden() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/golden/golden.json")).expect("tests/golden/golden.json (run scripts/golden.py)");
+/// How many sample images the mask tests use: all, unless EDGESEG_GOLDEN_IMAGES limits
+/// them. Under qemu-user (scripts/test.sh's aarch64 suite) one U-Net frame takes about a
+/// minute of emulated NEON, so the cross run checks the first few frames only.
+fn image_limit() -> Option<usize> {
+    std::env::var("EDGESEG_GOLDEN_IMAGES").ok().map(|v| v.parse().expect("EDGESEG_GOLDEN_IMAGES is a number"))
+}
+
+/// edgeseg's class map of every (tested) sample, computed once per model: two tests need
+/// the same maps, and under emulation each network run costs seconds.
+fn class_maps(stem: &str) -> &'static Vec<Vec<u8>> {
+    static MAPS: [OnceLock<Vec<Vec<u8>>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let i = MODELS.iter().position(|m| *m == stem).expect("a model of MODELS");
+    MAPS[i].get_or_init(|| {
+        let images = sample_images();
+        let n = image_limit().unwrap_or(images.len());
+        images.iter().take(n).map(|p| model(stem).segment(&read_image(p).unwrap()).unwrap().0.classes).collect()
+    })
+}
+
+fn golden(stem: &str) -> Value {
+    let path = root().join(format!("tests/golden/{stem}/golden.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run scripts/golden.py)", path.display()));
     serde_json::from_str(&text).expect("golden.json parses")
 }
 
@@ -30,32 +54,34 @@ fn sample_images() -> Vec<PathBuf> {
     v
 }
 
-fn ort_mask(image: &Path) -> Vec<u8> {
-    let stem = image.file_stem().unwrap().to_str().unwrap();
-    image::open(root().join(format!("tests/golden/{stem}.ort.png"))).unwrap().into_luma8().into_raw()
+fn ort_mask(stem: &str, image: &Path) -> Vec<u8> {
+    let name = image.file_stem().unwrap().to_str().unwrap();
+    image::open(root().join(format!("tests/golden/{stem}/{name}.ort.png"))).unwrap().into_luma8().into_raw()
 }
 
 #[test]
 fn masks_agree_with_onnxruntime() {
-    for path in sample_images() {
-        let (map, _) = model().segment(&read_image(&path).unwrap()).unwrap();
-        let reference = ort_mask(&path);
-        assert_eq!(map.classes.len(), reference.len());
-        let same = map.classes.iter().zip(&reference).filter(|(a, b)| a == b).count();
-        let share = same as f64 / reference.len() as f64;
-        assert!(share >= 0.999, "{}: only {:.4}% of pixels agree with onnxruntime", path.display(), share * 100.0);
+    for stem in MODELS {
+        for (path, map) in sample_images().iter().zip(class_maps(stem)) {
+            let reference = ort_mask(stem, path);
+            assert_eq!(map.len(), reference.len());
+            let same = map.iter().zip(&reference).filter(|(a, b)| a == b).count();
+            let share = same as f64 / reference.len() as f64;
+            assert!(share >= 0.999, "{stem} on {}: only {:.4}% of pixels agree with onnxruntime", path.display(), share * 100.0);
+        }
     }
 }
 
 #[test]
 fn rle_matches_pycocotools() {
-    let golden = golden();
+    let stem = MODELS[0];
+    let golden = golden(stem);
     for path in sample_images() {
-        let reference = ort_mask(&path);
+        let reference = ort_mask(stem, &path);
         let name = path.file_name().unwrap().to_str().unwrap();
         let entry = &golden["images"][name];
         let (h, w) = (entry["size"][0].as_u64().unwrap() as usize, entry["size"][1].as_u64().unwrap() as usize);
-        for class in 1..model().meta.classes.len() as u8 {
+        for class in 1..model(stem).meta.classes.len() as u8 {
             let mask: Vec<bool> = reference.iter().map(|&c| c == class).collect();
             let ours = CocoRle::encode(&mask, w, h);
             match entry["classes"].get(class.to_string()) {
@@ -74,47 +100,53 @@ fn rle_matches_pycocotools() {
 
 #[test]
 fn eval_matches_evaluate_py() {
-    let golden = golden();
-    let reference = &golden["eval"];
-    let m = model();
-    let mut confusion = Confusion::new(m.meta.classes.len());
-    let images = sample_images();
-    for path in &images {
-        let (map, _) = m.segment(&read_image(path).unwrap()).unwrap();
-        let label = image::open(root().join("samples/masks").join(path.file_name().unwrap())).unwrap().into_luma8();
-        confusion.add(&map.classes, label.as_raw()).unwrap();
+    if image_limit().is_some() {
+        eprintln!("EDGESEG_GOLDEN_IMAGES is set: the eval report covers all samples, skipped");
+        return;
     }
-    let report = confusion.report(&m.meta.classes, images.len());
-    let close = |a: f64, b: &Value, what: &str| {
-        let b = b.as_f64().unwrap_or(f64::NAN);
-        assert!((a - b).abs() <= 1e-4 || (a.is_nan() && b.is_nan()), "{what}: edgeseg {a} vs evaluate.py {b}");
-    };
-    close(report.miou_defects, &reference["miou_defects"], "mIoU(defects)");
-    close(report.miou, &reference["miou"], "mIoU");
-    close(report.pixel_accuracy, &reference["pixel_accuracy"], "pixel accuracy");
-    for c in &report.per_class {
-        close(c.iou.unwrap_or(f64::NAN), &reference["iou"][&c.name], &format!("IoU {}", c.name));
+    for stem in MODELS {
+        let golden = golden(stem);
+        let reference = &golden["eval"];
+        let m = model(stem);
+        let mut confusion = Confusion::new(m.meta.classes.len());
+        let images = sample_images();
+        for (path, map) in images.iter().zip(class_maps(stem)) {
+            let label = image::open(root().join("samples/masks").join(path.file_name().unwrap())).unwrap().into_luma8();
+            confusion.add(map, label.as_raw()).unwrap();
+        }
+        let report = confusion.report(&m.meta.classes, images.len());
+        let close = |a: f64, b: &Value, what: &str| {
+            let b = b.as_f64().unwrap_or(f64::NAN);
+            assert!((a - b).abs() <= 1e-4 || (a.is_nan() && b.is_nan()), "{stem} {what}: edgeseg {a} vs evaluate.py {b}");
+        };
+        close(report.miou_defects, &reference["miou_defects"], "mIoU(defects)");
+        close(report.miou, &reference["miou"], "mIoU");
+        close(report.pixel_accuracy, &reference["pixel_accuracy"], "pixel accuracy");
+        for c in &report.per_class {
+            close(c.iou.unwrap_or(f64::NAN), &reference["iou"][&c.name], &format!("IoU {}", c.name));
+        }
     }
 }
 
 #[test]
-fn committed_model_describes_itself() {
-    let m = model();
-    assert_eq!(m.meta.classes, ["background", "scratch", "spot", "crack", "pit"]);
-    assert_eq!((m.meta.width, m.meta.height), (256, 256));
-    assert_eq!(m.meta.channels(), 1);
-    assert!(m.meta.origins.iter().all(|(_, o)| *o == edgeseg::model::meta::Origin::Metadata), "{:?}", m.meta.origins);
+fn committed_models_describe_themselves() {
+    for (stem, channels) in MODELS.into_iter().zip([1, 3]) {
+        let m = model(stem);
+        assert_eq!(m.meta.classes, ["background", "scratch", "spot", "crack", "pit"], "{stem}");
+        assert_eq!((m.meta.width, m.meta.height), (256, 256), "{stem}");
+        assert_eq!(m.meta.channels(), channels, "{stem}");
+        assert!(m.meta.origins.iter().all(|(_, o)| *o == edgeseg::model::meta::Origin::Metadata), "{stem}: {:?}", m.meta.origins);
+    }
 }
 
 #[test]
 fn two_threads_give_the_same_masks() {
     let threaded = Model::load_with_threads(&root().join("models/unet_defects.onnx"), &MetaOverrides::default(), 2).unwrap();
     assert_eq!(threaded.threads, 2);
-    for path in sample_images().iter().take(3) {
-        let img = read_image(path).unwrap();
-        let (single, _) = model().segment(&img).unwrap();
-        let (multi, _) = threaded.segment(&img).unwrap();
-        let same = single.classes.iter().zip(&multi.classes).filter(|(a, b)| a == b).count();
-        assert!(same as f64 / single.classes.len() as f64 >= 0.999, "{}: threads change the mask", path.display());
+    // The single-threaded maps are the ones the other tests compute.
+    for (path, single) in sample_images().iter().zip(class_maps(MODELS[0])).take(3) {
+        let (multi, _) = threaded.segment(&read_image(path).unwrap()).unwrap();
+        let same = single.iter().zip(&multi.classes).filter(|(a, b)| a == b).count();
+        assert!(same as f64 / single.len() as f64 >= 0.999, "{}: threads change the mask", path.display());
     }
 }

@@ -124,8 +124,8 @@ fn log_summary(s: &Summary) {
     let st = &s.stats;
     let l = &st.latency_median;
     info!(
-        "{} frame(s) judged: {} pass, {} fail; {} dropped, {} corrupt; median ms: preprocess {:.1}, infer {:.1}, decode {:.1}, emit {:.1}",
-        st.frames, st.pass, st.fail, st.dropped, st.corrupt, l.preprocess_ms, l.infer_ms, l.decode_ms, l.emit_ms
+        "{} frame(s) captured, {} judged: {} pass, {} fail; {} dropped, {} corrupt; median ms: preprocess {:.1}, infer {:.1}, decode {:.1}, emit {:.1}",
+        s.captured, st.frames, st.pass, st.fail, st.dropped, st.corrupt, l.preprocess_ms, l.infer_ms, l.decode_ms, l.emit_ms
     );
 }
 

@@ -72,11 +72,15 @@ pub struct Summary {
     pub judged_span_s: f64,
     /// Whether the run ended because of a model error.
     pub model_error: Option<String>,
+    /// Frames the source delivered.
+    pub captured: u64,
 }
 
 /// Counters shared by the threads.
 #[derive(Default)]
 struct Counters {
+    /// Frames the source delivered (judged, dropped, corrupt or skipped waiting for a trigger).
+    captured: AtomicU64,
     dropped: AtomicU64,
     corrupt: AtomicU64,
 }
@@ -195,7 +199,7 @@ pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Sum
         let _ = capture.join();
     }
     let judged_span_s = first.map(|f| last.duration_since(f).as_secs_f64()).unwrap_or(0.0);
-    Ok(Summary { stats, latencies, judged_span_s, model_error })
+    Ok(Summary { stats, latencies, judged_span_s, model_error, captured: counters.captured.load(Ordering::Relaxed) })
 }
 
 fn capture_loop(
@@ -222,6 +226,7 @@ fn capture_loop(
         };
         match source.next_frame(&mut frame) {
             Ok(Next::Frame) => {
+                counters.captured.fetch_add(1, Ordering::Relaxed);
                 if lossless {
                     while !mailbox.wait_empty(POLL) {
                         if stopping() {

@@ -1,6 +1,6 @@
 """Host-side pipeline: the data generator, training + export, and the committed
-model's accuracy on the full synthetic test split, measured by both edgeseg and
-onnxruntime."""
+semantic models' accuracy on the full synthetic test split, measured by both edgeseg
+and onnxruntime."""
 
 import hashlib
 import json
@@ -61,12 +61,37 @@ def test_training_smoke_exports_a_model_edgeseg_runs(root, tmp_path, edgeseg):
     assert len(list(out.glob("*.mask.png"))) == 2
 
 
-def test_committed_model_accuracy_on_test_split(root, tmp_path, edgeseg):
-    """The issue's bar: mIoU over the defect classes >= 0.80 on the synthetic
-    test split (seed 0), with edgeseg and onnxruntime agreeing to 1e-4."""
-    data = tmp_path / "defects"
+@pytest.mark.skipif(os.environ.get("EDGESEG_TRAIN_SMOKE", "1") == "0", reason="EDGESEG_TRAIN_SMOKE=0")
+@pytest.mark.parametrize("arch", ["lraspp", "deeplabv3plus"])
+def test_deeplab_training_smoke_exports_a_model_edgeseg_runs(root, tmp_path, edgeseg, arch):
+    pytest.importorskip("segmentation_models_pytorch")
+    data, model = tmp_path / "data", tmp_path / "m" / f"{arch}.onnx"
+    run_script(root, "scripts/gen_data.py", "--out", data, "--train", 4, "--val", 2, "--test", 2)
+    run_script(root, "scripts/train_deeplab.py", "--arch", arch, "--data", data, "--out", model, "--steps", 2,
+               "--batch", 2, "--crop", 64, "--val-every", 2, "--internal-scale", 2 if arch == "deeplabv3plus" else 1)
+    card = json.loads(model.with_suffix(".card.json").read_text())
+    assert card["file_bytes"] == model.stat().st_size and card["input"]["color"] == "rgb"
+    info = json.loads(edgeseg("inspect-model", model, "--json").stdout)
+    assert info["input_shape"] == [1, 3, 256, 256]
+    assert info["resolved"]["mean"] == pytest.approx(card["input"]["mean"], abs=1e-6)
+    out = tmp_path / "out"
+    edgeseg("infer", data / "test" / "images", "--model", model, "--out", out)
+    assert len(list(out.glob("*.mask.png"))) == 2
+
+
+@pytest.fixture(scope="module")
+def test_split_100(tmp_path_factory, root):
+    data = tmp_path_factory.mktemp("defects")
     run_script(root, "scripts/gen_data.py", "--out", data, "--train", 0, "--val", 0, "--test", 100)
-    model = root / "models" / "unet_defects.onnx"
+    return data
+
+
+@pytest.mark.parametrize("name", ["unet_defects", "deeplabv3plus_defects"])
+def test_committed_model_accuracy_on_test_split(root, test_split_100, edgeseg, name):
+    """The issues' bar: mIoU over the defect classes >= 0.80 on the synthetic
+    test split (seed 0), with edgeseg and onnxruntime agreeing to 1e-4."""
+    data = test_split_100
+    model = root / "models" / f"{name}.onnx"
     ours = json.loads(edgeseg("eval", "--model", model, "--data", data, "--split", "test", "--json").stdout)
     ref = evaluate(model, data, "test")
     print(f"mIoU(defects): edgeseg {ours['miou_defects']:.4f}, onnxruntime {ref['miou_defects']:.4f}")

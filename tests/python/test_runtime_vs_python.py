@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import pycocotools.mask as mask_util
 from PIL import Image
 
@@ -52,12 +53,13 @@ def test_inspect_reports_metadata_and_precision(edgeseg):
     assert info["graph"]["float_compute_ops"] > 0
 
 
-def test_model_card_matches_the_committed_file(root):
+@pytest.mark.parametrize("name", ["unet_defects", "deeplabv3plus_defects"])
+def test_model_card_matches_the_committed_file(root, name):
     from onnx_meta import read_metadata, sha256
 
-    model = root / MODEL
+    model = root / "models" / f"{name}.onnx"
     card = json.loads(model.with_suffix(".card.json").read_text())
-    assert card["sha256"] == sha256(model), "model changed without its card: rerun scripts/reproduce_unet.sh"
+    assert card["sha256"] == sha256(model), f"{model} changed without its card: retrain or rerun evaluate.py --card"
     assert card["file_bytes"] == model.stat().st_size
     assert model.stat().st_size < 16 * 1024 * 1024, "committed models stay under ~15 MB"
     assert card["metrics"]["test"]["miou_defects"] >= 0.80
