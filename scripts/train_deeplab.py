@@ -11,17 +11,11 @@ downloaded. Writes the ONNX model with edgeseg metadata and a model card beside 
 """
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
-import torch
-
-from dataset import CLASS_NAMES, load_split
+from dataset import CLASS_NAMES
 from deeplab import ARCHITECTURES, build
-from onnx_meta import sha256
-from seg_train import add_training_args, dataset_summary, export_onnx, gflops, pixel_stats, train
-from unet import count_parameters
+from seg_train import add_training_args, train_and_export
 
 
 def parse_args():
@@ -36,68 +30,11 @@ def parse_args():
 
 def main():
     args = parse_args()
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-
-    train_x, train_y = load_split(args.data, "train", "rgb", args.train_limit)
-    val_x, val_y = load_split(args.data, "val", "rgb", args.val_limit)
-    mean, std = pixel_stats(train_x)
-    print(f"{args.arch}: train {train_x.shape}, val {val_x.shape}, mean {mean}, std {std}", flush=True)
-
-    model = build(args.arch, len(CLASS_NAMES), args.internal_scale).to(memory_format=torch.channels_last)
-    if args.init:
-        model.load_state_dict(torch.load(args.init, map_location="cpu"))
-        print(f"initialised from {args.init}", flush=True)
-    best_miou, best_state, best_step, train_seconds = train(model, args, train_x, train_y, val_x, val_y, mean, std)
-    model.load_state_dict(best_state)
-    if args.checkpoint:
-        args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(best_state, args.checkpoint)
-    model = model.to(memory_format=torch.contiguous_format)
-    name = f"{args.arch}-defects"
-    meta = {
-        "edgeseg.schema": "1",
-        "edgeseg.task": "semantic",
-        "edgeseg.classes": CLASS_NAMES,
-        "edgeseg.input_layout": "NCHW",
-        "edgeseg.input_size": f"{args.size}x{args.size}",
-        "edgeseg.color": "rgb",
-        "edgeseg.mean": mean,
-        "edgeseg.std": std,
-        "edgeseg.resize": "stretch",
-        "edgeseg.output_activation": "softmax",
-        "edgeseg.name": name,
-        "edgeseg.version": "1",
-        "edgeseg.trained_on": "edgeseg synthetic defects (scripts/gen_data.py)",
-    }
-    export_onnx(model, args.out, args.size, 3, meta, fp16_weights=not args.fp32_weights)
-    card = {
-        "name": name,
-        "file": args.out.name,
-        "architecture": ARCHITECTURES[args.arch] + (
-            f"; input upsampled x{args.internal_scale} inside the graph, logits average-pooled back"
-            if args.internal_scale > 1 else ""),
-        "task": "semantic",
-        "classes": CLASS_NAMES,
-        "input": {"size": [args.size, args.size], "color": "rgb", "layout": "NCHW", "mean": mean, "std": std},
-        "parameters": count_parameters(model),
-        "gflops": gflops(model, 3, args.size),
-        "weights_storage": "float32" if args.fp32_weights else "float16 initializers + Cast (computes in float32)",
-        "data": {"root": str(args.data), "train_images": len(train_x), "val_images": len(val_x),
-                 "generator": dataset_summary(args.data)},
-        "training": {"init": str(args.init) if args.init else "random", "steps": args.steps, "batch": args.batch,
-                     "crop": args.crop, "lr": args.lr, "optimizer": "AdamW + OneCycle",
-                     "loss": "cross-entropy + soft Dice (defect classes)",
-                     "best_step": best_step, "val_miou_defects": round(best_miou, 4),
-                     "seconds": round(train_seconds, 1), "threads": args.threads,
-                     "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-                     "seed": args.seed},
-        "file_bytes": args.out.stat().st_size,
-        "sha256": sha256(args.out),
-    }
-    card_path = args.out.with_suffix(".card.json")
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    print(f"wrote {args.out} ({card['file_bytes']} bytes) and {card_path}; best val mIoU {best_miou:.4f} at step {best_step}")
+    architecture = ARCHITECTURES[args.arch]
+    if args.internal_scale > 1:
+        architecture += f"; input upsampled x{args.internal_scale} inside the graph, logits average-pooled back"
+    train_and_export(args, lambda: build(args.arch, len(CLASS_NAMES), args.internal_scale),
+                     name=f"{args.arch}-defects", architecture=architecture, color="rgb")
 
 
 if __name__ == "__main__":

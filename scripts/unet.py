@@ -55,6 +55,3 @@ class UNet(nn.Module):
             x = dec(torch.cat([up(x), skip], dim=1))
         return self.head(x)
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
