@@ -11,7 +11,8 @@
 #   bash tests/board/run.sh                 # builds the static binary if missing
 #
 # Environment: EDGESEG_BOARD_BIN (a static aarch64 edgeseg), EDGESEG_BOARD_FRAMES (frames
-# judged in run 1, default 2), EDGESEG_BOARD_TIMEOUT (seconds for the guest, default 150).
+# judged in run 1, default 2), EDGESEG_BOARD_TIMEOUT (seconds for the guest, default 150),
+# EDGESEG_BOARD_GPIO=pl061 (use the virt board's PL061 as on kernels without gpio-sim).
 # Needs: qemu-system-arm, kmod (depmod/modprobe), dpkg, python3; downloads the kernel and
 # busybox .debs from deb.debian.org once into target/board/cache.
 set -euo pipefail
@@ -39,7 +40,7 @@ echo "board: booting ($(($(date +%s) - start)) s so far; guest timeout ${timeout
 set +e
 timeout --kill-after=5 "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 1 -m 1024 \
   -nographic -no-reboot -nic none -kernel "$work/vmlinuz" -initrd "$work/initrd.gz" \
-  -append "console=ttyAMA0 panic=-1 loglevel=4 edgeseg.frames=$frames edgeseg.edges=2" \
+  -append "console=ttyAMA0 panic=-1 loglevel=4 edgeseg.frames=$frames edgeseg.edges=2 edgeseg.gpio=${EDGESEG_BOARD_GPIO:-auto}" \
   </dev/null | tee "$work/console.log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
@@ -61,8 +62,12 @@ else:
     if a["judged"] != frames: problems.append(f"run 1 judged {a['judged']} frames, want {frames}")
     if a["fail"] < 1: problems.append("run 1 judged no frame as fail, so the reject line was never exercised")
     if a["reject_pulses"] != a["fail"]: problems.append(f"{a['fail']} failing frames but {a['reject_pulses']} reject pulses seen on the line")
-    if b["exit"] != 0: problems.append(f"run 2 exited with {b['exit']}")
-    if b["judged"] != b["edges"] or b["edges"] < 1: problems.append(f"run 2: {b['edges']} trigger edges but {b['judged']} frames judged")
+    if b is None:
+        # PL061 fallback (kernel without gpio-sim): its inputs cannot be driven from inside.
+        print("board: no gpio-sim in this kernel: reject line checked on the PL061, trigger run skipped")
+    else:
+        if b["exit"] != 0: problems.append(f"run 2 exited with {b['exit']}")
+        if b["judged"] != b["edges"] or b["edges"] < 1: problems.append(f"run 2: {b['edges']} trigger edges but {b['judged']} frames judged")
 print("board:", json.dumps(r))
 if problems:
     sys.exit("board: FAIL: " + "; ".join(problems))
