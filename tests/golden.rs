@@ -13,11 +13,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every committed semantic model with reference files in tests/golden/<stem>/.
-const MODELS: [&str; 2] = ["unet_defects", "deeplabv3plus_defects"];
+/// Every committed semantic model with reference files in tests/golden/<stem>/: the
+/// float ones and their int8 QDQ versions (computed by edgeseg's int8 kernels, held to
+/// onnxruntime's own int8 execution of the same file).
+const MODELS: [&str; 4] = ["unet_defects", "deeplabv3plus_defects", "unet_defects_int8", "deeplabv3plus_defects_int8"];
 
 fn model(stem: &str) -> &'static Model {
-    static MODELS_LOADED: [OnceLock<Model>; 2] = [OnceLock::new(), OnceLock::new()];
+    static MODELS_LOADED: [OnceLock<Model>; 4] = [const { OnceLock::new() }; 4];
     let i = MODELS.iter().position(|m| *m == stem).expect("a model of MODELS");
     MODELS_LOADED[i].get_or_init(|| Model::load(&root().join(format!("models/{stem}.onnx")), &MetaOverrides::default()).expect("committed model loads"))
 }
@@ -32,7 +34,7 @@ fn image_limit() -> Option<usize> {
 /// edgeseg's class map of every (tested) sample, computed once per model: two tests need
 /// the same maps, and under emulation each network run costs seconds.
 fn class_maps(stem: &str) -> &'static Vec<Vec<u8>> {
-    static MAPS: [OnceLock<Vec<Vec<u8>>>; 2] = [OnceLock::new(), OnceLock::new()];
+    static MAPS: [OnceLock<Vec<Vec<u8>>>; 4] = [const { OnceLock::new() }; 4];
     let i = MODELS.iter().position(|m| *m == stem).expect("a model of MODELS");
     MAPS[i].get_or_init(|| {
         let images = sample_images();
@@ -115,9 +117,14 @@ fn eval_matches_evaluate_py() {
             confusion.add(map, label.as_raw()).unwrap();
         }
         let report = confusion.report(&m.meta.classes, images.len());
+        // Float models: the same masks, so the same report. Int8 models: onnxruntime
+        // re-quantizes each convolution's output with its own fixed-point rounding, which
+        // moves values on exact halves by one step, so a few boundary pixels (under 0.1 %,
+        // see masks_agree_with_onnxruntime) may change class.
+        let tolerance = if stem.ends_with("_int8") { 2e-3 } else { 1e-4 };
         let close = |a: f64, b: &Value, what: &str| {
             let b = b.as_f64().unwrap_or(f64::NAN);
-            assert!((a - b).abs() <= 1e-4 || (a.is_nan() && b.is_nan()), "{stem} {what}: edgeseg {a} vs evaluate.py {b}");
+            assert!((a - b).abs() <= tolerance || (a.is_nan() && b.is_nan()), "{stem} {what}: edgeseg {a} vs evaluate.py {b}");
         };
         close(report.miou_defects, &reference["miou_defects"], "mIoU(defects)");
         close(report.miou, &reference["miou"], "mIoU");
@@ -130,7 +137,7 @@ fn eval_matches_evaluate_py() {
 
 #[test]
 fn committed_models_describe_themselves() {
-    for (stem, channels) in MODELS.into_iter().zip([1, 3]) {
+    for (stem, channels) in MODELS.into_iter().zip([1, 3, 1, 3]) {
         let m = model(stem);
         assert_eq!(m.meta.classes, ["background", "scratch", "spot", "crack", "pit"], "{stem}");
         assert_eq!((m.meta.width, m.meta.height), (256, 256), "{stem}");
@@ -140,13 +147,31 @@ fn committed_models_describe_themselves() {
 }
 
 #[test]
+fn int8_models_compute_in_int8() {
+    for stem in MODELS.iter().filter(|s| s.ends_with("_int8")) {
+        let m = model(stem);
+        let stats = edgeseg::model::graph_stats::graph_stats(m.graph());
+        assert_eq!(stats.compute_precision(), "int8", "{stem}: {stats:?}");
+        assert!(m.int8.skipped.is_empty(), "{stem}: convolutions left in float: {:?}", m.int8.skipped);
+        assert!(m.int8.fused >= 19, "{stem}: only {} int8 convolutions", m.int8.fused);
+    }
+}
+
+#[test]
 fn two_threads_give_the_same_masks() {
-    let threaded = Model::load_with_threads(&root().join("models/unet_defects.onnx"), &MetaOverrides::default(), 2).unwrap();
-    assert_eq!(threaded.threads, 2);
-    // The single-threaded maps are the ones the other tests compute.
-    for (path, single) in sample_images().iter().zip(class_maps(MODELS[0])).take(3) {
-        let (multi, _) = threaded.segment(&read_image(path).unwrap()).unwrap();
-        let same = single.iter().zip(&multi.classes).filter(|(a, b)| a == b).count();
-        assert!(same as f64 / single.len() as f64 >= 0.999, "{}: threads change the mask", path.display());
+    for stem in ["unet_defects", "unet_defects_int8"] {
+        let threaded = Model::load_with_threads(&root().join(format!("models/{stem}.onnx")), &MetaOverrides::default(), 2).unwrap();
+        assert_eq!(threaded.threads, 2);
+        // The single-threaded maps are the ones the other tests compute.
+        for (path, single) in sample_images().iter().zip(class_maps(stem)).take(3) {
+            let (multi, _) = threaded.segment(&read_image(path).unwrap()).unwrap();
+            let same = single.iter().zip(&multi.classes).filter(|(a, b)| a == b).count();
+            if stem.ends_with("_int8") {
+                // Integer accumulation: the work split cannot change a single value.
+                assert_eq!(same, single.len(), "{stem} {}: threads change the mask", path.display());
+            } else {
+                assert!(same as f64 / single.len() as f64 >= 0.999, "{stem} {}: threads change the mask", path.display());
+            }
+        }
     }
 }

@@ -24,6 +24,13 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
             "resolved": model.meta,
             "graph": stats,
             "compute_precision": stats.compute_precision(),
+            "int8_rewrite": {
+                "convolutions": model.int8.fused,
+                "requantize_fused": model.int8.requantize_fused,
+                "relu_fused": model.int8.relu_fused,
+                "kernel": crate::model::qdq::kernel::select().2,
+                "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -62,5 +69,18 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
         stats.float_compute_ops,
         stats.quant_boundary_ops
     );
+    let r = &model.int8;
+    if r.fused > 0 || !r.skipped.is_empty() {
+        println!(
+            "int8         {} convolution(s) run by edgeseg's int8 kernels ({}), {} with the output's re-quantization and {} with a Relu fused",
+            r.fused,
+            crate::model::qdq::kernel::select().2,
+            r.requantize_fused,
+            r.relu_fused
+        );
+        for (node, why) in &r.skipped {
+            println!("  in float: {node}: {why}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

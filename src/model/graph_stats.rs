@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use super::qdq::op::Int8Conv;
 use tract_onnx::prelude::*;
 
 #[derive(Clone, Debug, Serialize)]
@@ -29,7 +30,8 @@ impl GraphStats {
     }
 }
 
-/// Ops that carry a network's multiply-accumulate work, by tract's op names.
+/// Ops that carry a network's multiply-accumulate work, by tract's op names
+/// (edgeseg's `Int8Conv` is recognised by its type first).
 fn is_heavy(op_name: &str) -> bool {
     ["Conv", "MatMul", "Gemm", "Mmm", "Einsum", "Deconv", "QMatMul"].iter().any(|k| op_name.contains(k))
 }
@@ -43,7 +45,10 @@ pub fn graph_stats(model: &TypedModel) -> GraphStats {
     let (mut int8, mut float, mut quant) = (0, 0, 0);
     for node in model.nodes() {
         let name = node.op().name().to_string();
-        if is_heavy(&name) {
+        if node.op_as::<Int8Conv>().is_some() {
+            // edgeseg's own int8 convolution: float in and out, integer inside.
+            int8 += 1;
+        } else if is_heavy(&name) {
             // Packed inputs of optimised matmuls are opaque, so look at both
             // sides: int8 operands in, or integer accumulators out.
             let int_in = node.inputs.iter().any(|i| {

@@ -20,6 +20,8 @@ pub struct Loaded {
     pub input_shape: [usize; 4],
     pub output_shapes: Vec<Vec<usize>>,
     pub opset: i64,
+    /// What the int8 rewrite did (all zero for float models).
+    pub int8: super::qdq::RewriteReport,
 }
 
 /// Load and optimise `path`; `threads` > 1 runs matrix products on a pool of
@@ -32,8 +34,9 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
              e.g. models/unet_defects.onnx)"
         )
     })?;
-    let onnx = tract_onnx::onnx();
-    let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
+    let mut onnx = tract_onnx::onnx();
+    super::qdq::register(&mut onnx);
+    let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
         anyhow::anyhow!(
             "{shown} is not an ONNX model (protobuf decoding failed: {e}); fix: pass a .onnx file, \
              e.g. one exported by scripts/train_unet.py"
@@ -47,6 +50,18 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(0, |o| o.version);
+    let int8 = match proto.graph.as_mut() {
+        Some(graph) if super::qdq::enabled() => {
+            let provider = onnx.provider.clone();
+            let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
+            let report = super::qdq::rewrite(graph, &resolve).with_context(|| format!("{shown}: rewriting QDQ convolutions for int8"))?;
+            for (conv, why) in &report.skipped {
+                log::info!("{shown}: {conv} stays in float: {why}");
+            }
+            report
+        }
+        _ => super::qdq::RewriteReport::default(),
+    };
     let model = onnx.model_for_proto_model(&proto).map_err(|e| {
         anyhow::anyhow!(
             "{shown}: tract cannot translate this ONNX graph: {e:#}; fix: export with opset 11 to 18 using \
@@ -106,7 +121,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         ..Default::default()
     };
     let plan = typed.into_runnable_with_options(&options).with_context(|| format!("{shown}: building the execution plan"))?;
-    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset })
+    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, int8 })
 }
 
 /// Input and output dims as declared by the graph (None where symbolic or unknown).

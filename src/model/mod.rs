@@ -6,6 +6,7 @@ pub mod load;
 pub mod meta;
 pub mod pixels;
 pub mod preprocess;
+pub mod qdq;
 pub mod resample;
 pub mod resample_cv;
 pub mod ultralytics;
@@ -33,6 +34,8 @@ pub struct Model {
     pub opset: i64,
     /// Threads the matrix products run on.
     pub threads: usize,
+    /// Convolutions the int8 rewrite took over, and those it left in float.
+    pub int8: qdq::RewriteReport,
     plan: Arc<TypedRunnableModel>,
 }
 
@@ -72,6 +75,7 @@ impl Model {
             output_shapes: l.output_shapes,
             opset: l.opset,
             threads,
+            int8: l.int8,
             plan: l.plan,
         };
         model.check_output()?;

@@ -1,0 +1,132 @@
+//! Int8 execution of QDQ-quantized models.
+//!
+//! tract 0.23 reads a QDQ model (QuantizeLinear/DequantizeLinear around each
+//! Conv) as float convolutions between fake-quantization ops. This module makes
+//! those convolutions compute in integers, inside tract's plan:
+//! 1. `rewrite` replaces each `DQ(Q(x)) → Conv(DQ(w), DQ(b)) [→ Q → DQ] [→ Relu]`
+//!    in the ONNX graph by one `EdgesegInt8Conv` node, before tract translates it;
+//! 2. `register` teaches tract's ONNX front end that node: it becomes an
+//!    [`op::Int8Conv`], a tract op with its own int8 kernels (`kernel`), packed
+//!    weights (`pack`) and the layout of `geometry`, run on tract's executor.
+//!
+//! Everything else in the graph (the remaining Q/DQ pairs, activations, pooling)
+//! stays with tract. Set `EDGESEG_INT8=off` to load a QDQ model the way plain
+//! tract does (float compute), e.g. to compare the two.
+
+pub mod geometry;
+pub mod kernel;
+pub mod op;
+#[cfg(test)]
+mod op_tests;
+pub mod pack;
+pub mod parallel;
+pub mod rewrite;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86;
+
+pub use geometry::ConvAttrs;
+pub use rewrite::{rewrite, RewriteReport};
+
+use op::{Epilogue, Int8Conv, Int8ConvParts, Int8ConvSpec, QuantParams};
+use tract_onnx::model::ParsingContext;
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+
+/// Whether the int8 rewrite is on (it is, unless `EDGESEG_INT8=off`).
+pub fn enabled() -> bool {
+    !matches!(std::env::var("EDGESEG_INT8").as_deref(), Ok("off") | Ok("0") | Ok("false"))
+}
+
+/// Add the `EdgesegInt8Conv` node type to an ONNX front end.
+pub fn register(onnx: &mut tract_onnx::Onnx) {
+    onnx.op_register.insert(rewrite::OP_TYPE, build);
+}
+
+fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let usizes = |name: &str| -> TractResult<Vec<usize>> { node.get_attr_vec::<usize>(name) };
+    let pair = |name: &str| -> TractResult<[usize; 2]> {
+        let v = usizes(name)?;
+        ensure!(v.len() == 2, "{name} must have 2 values");
+        Ok([v[0], v[1]])
+    };
+    let pads = usizes("pads")?;
+    ensure!(pads.len() == 4, "pads must have 4 values");
+    let requantize = match node.get_attr_opt::<f32>("y_scale")? {
+        Some(scale) => Some(QuantParams { scale, zero_point: node.get_attr::<i64>("y_zero_point")? as u8 }),
+        None => None,
+    };
+    let spec = Int8ConvNode {
+        attrs: ConvAttrs { group: node.get_attr("group")?, kernel: pair("kernel_shape")?, strides: pair("strides")?, dilations: pair("dilations")?, pads: [pads[0], pads[1], pads[2], pads[3]] },
+        cout: node.get_attr("cout")?,
+        transpose: node.get_attr::<i64>("transpose")? != 0,
+        input: QuantParams { scale: node.get_attr("x_scale")?, zero_point: node.get_attr::<i64>("x_zero_point")? as u8 },
+        epilogue: Epilogue { requantize, relu: node.get_attr::<i64>("relu")? != 0 },
+    };
+    Ok((expand(spec), vec![]))
+}
+
+/// The parsed node, before the input size is known.
+#[derive(Clone, Debug)]
+struct Int8ConvNode {
+    attrs: ConvAttrs,
+    cout: usize,
+    transpose: bool,
+    input: QuantParams,
+    epilogue: Epilogue,
+}
+
+impl Int8ConvNode {
+    fn output_hw(&self, cin: usize, h: usize, w: usize) -> TractResult<[usize; 2]> {
+        if self.transpose {
+            let [kh, kw] = self.attrs.kernel;
+            return Ok([h * kh, w * kw]);
+        }
+        Ok(geometry::ConvGeometry::new(self.attrs.clone(), cin, self.cout, [h, w])?.out_hw)
+    }
+}
+
+impl Expansion for Int8ConvNode {
+    fn name(&self) -> StaticName {
+        "EdgesegInt8Conv".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
+        check_input_arity(inputs, 4)?;
+        check_output_arity(outputs, 1)?;
+        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.equals(&outputs[0].rank, 4)?;
+        s.given(&inputs[0].shape, move |s, shape| {
+            if let (Ok(c), Ok(h), Ok(w)) = (shape[1].to_usize(), shape[2].to_usize(), shape[3].to_usize()) {
+                let [ho, wo] = self.output_hw(c, h, w)?;
+                s.equals(&outputs[0].shape, ShapeFactoid::from(tvec![shape[0].clone(), self.cout.to_dim(), ho.to_dim(), wo.to_dim()]))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let shape = model.outlet_fact(inputs[0])?.shape.to_tvec();
+        ensure!(shape.len() == 4, "{prefix}: int8 convolution input of rank {}", shape.len());
+        let (cin, h, w) = (shape[1].to_usize()?, shape[2].to_usize()?, shape[3].to_usize()?);
+        let konst = |i: usize, what: &str| -> TractResult<Arc<Tensor>> {
+            model.outlet_fact(inputs[i])?.konst.clone().with_context(|| format!("{prefix}: {what} must be constant"))
+        };
+        let weights = konst(1, "weights")?;
+        let scales = konst(2, "weight scales")?;
+        let bias = konst(3, "bias")?;
+        let ws = weights.shape();
+        ensure!(ws.len() == 4, "{prefix}: weights of rank {}", ws.len());
+        let parts = Int8ConvParts {
+            attrs: self.attrs.clone(),
+            transpose: self.transpose,
+            input: self.input,
+            weights: weights.try_as_plain_ram()?.as_slice::<i8>()?,
+            weight_shape: [ws[0], ws[1], ws[2], ws[3]],
+            weight_scales: scales.try_as_plain_ram()?.as_slice::<f32>()?,
+            bias: Some(bias.try_as_plain_ram()?.as_slice::<f32>()?),
+            epilogue: self.epilogue,
+        };
+        let spec = Int8ConvSpec::new(&parts, cin, [h, w]).with_context(|| format!("{prefix}: preparing the int8 convolution"))?;
+        model.wire_node(prefix, Int8Conv { spec: Arc::new(spec) }, &[inputs[0]])
+    }
+}

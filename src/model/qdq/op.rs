@@ -1,0 +1,374 @@
+//! `Int8Conv`: a tract op that computes a QDQ convolution in integers.
+//!
+//! It stands for `Conv(DequantizeLinear(QuantizeLinear(x)), DequantizeLinear(w),
+//! DequantizeLinear(b))`, optionally followed by the output's
+//! `QuantizeLinear → DequantizeLinear` and a `Relu`: the float input is quantized
+//! to uint8 exactly as `QuantizeLinear` does, multiplied by the int8 weights with
+//! exact int32 accumulation, and each output channel is scaled once by
+//! `x_scale × w_scale[c]` (per-channel scales are exact), biased, and re-quantized
+//! to the output's scale when the graph quantizes it there.
+
+use super::geometry::{ConvAttrs, ConvGeometry, TILE};
+use super::kernel::{self, Acc, ActivationCode, Kernel};
+use super::pack::{quantize, quantize_block_x4, quantize_plane, BlockPlanes, PackedWeights, MR};
+use super::parallel::{for_each, SyncPtr};
+use std::cell::RefCell;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+/// Per-tensor uint8 quantization parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QuantParams {
+    pub scale: f32,
+    pub zero_point: u8,
+}
+
+/// What happens to each output value after scale and bias.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Epilogue {
+    /// The graph's `QuantizeLinear → DequantizeLinear` on the output, fused.
+    pub requantize: Option<QuantParams>,
+    pub relu: bool,
+}
+
+impl Epilogue {
+    #[inline(always)]
+    pub fn apply(&self, v: f32) -> f32 {
+        let v = match self.requantize {
+            Some(q) => (f32::from(quantize(v, q.scale, f32::from(q.zero_point))) - f32::from(q.zero_point)) * q.scale,
+            None => v,
+        };
+        if self.relu {
+            v.max(0.0)
+        } else {
+            v
+        }
+    }
+}
+
+/// How the weights are stored for the kernels.
+#[derive(Debug)]
+enum Weights {
+    /// Any group count with several input channels per group: packed panels.
+    Gemm(PackedWeights, Kernel, ActivationCode),
+    /// One input channel per group: `[cout][kh*kw]` and each row's sum.
+    Depthwise(Vec<i8>, Vec<i32>),
+}
+
+/// The weights and constants of one int8 convolution at one input size.
+#[derive(Debug)]
+pub struct Int8ConvSpec {
+    /// For a transposed convolution: a 1×1 convolution with `cout × kh × kw` rows.
+    geom: ConvGeometry,
+    /// `Some(kernel)` for a transposed convolution whose kernel equals its stride.
+    transpose: Option<[usize; 2]>,
+    cout: usize,
+    input: QuantParams,
+    weights: Weights,
+    /// `x_scale × w_scale`, and the bias, for every kernel row.
+    mult: Vec<f32>,
+    bias: Vec<f32>,
+    epilogue: Epilogue,
+    kernel_name: &'static str,
+    /// Whether the AVX-512 element loops run (x86-64 only).
+    simd: bool,
+}
+
+/// What the graph rewrite hands over for one convolution.
+pub struct Int8ConvParts<'a> {
+    pub attrs: ConvAttrs,
+    /// Present for ConvTranspose (kernel == stride, no padding, one group).
+    pub transpose: bool,
+    pub input: QuantParams,
+    /// `[cout, cin/g, kh, kw]`, or `[cin, cout, kh, kw]` when transposed.
+    pub weights: &'a [i8],
+    pub weight_shape: [usize; 4],
+    /// One scale, or one per output channel.
+    pub weight_scales: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub epilogue: Epilogue,
+}
+
+impl Int8ConvSpec {
+    pub fn new(parts: &Int8ConvParts, cin: usize, in_hw: [usize; 2]) -> TractResult<Int8ConvSpec> {
+        let [w0, w1, kh, kw] = parts.weight_shape;
+        let (cout, rows, geom) = if parts.transpose {
+            ensure!(w0 == cin, "ConvTranspose weights are for {w0} input channels, the input has {cin}");
+            let one = ConvAttrs { group: 1, kernel: [1, 1], strides: [1, 1], dilations: [1, 1], pads: [0; 4] };
+            (w1, w1 * kh * kw, ConvGeometry::new(one, cin, w1 * kh * kw, in_hw)?)
+        } else {
+            ensure!(w1 * parts.attrs.group == cin, "Conv weights take {w1} channels per group × {} groups, the input has {cin}", parts.attrs.group);
+            (w0, w0, ConvGeometry::new(parts.attrs.clone(), cin, w0, in_hw)?)
+        };
+        ensure!(parts.weights.len() == w0 * w1 * kh * kw, "weight tensor size does not match its shape");
+        let scales = parts.weight_scales;
+        ensure!(scales.len() == 1 || scales.len() == cout, "{} weight scales for {cout} output channels", scales.len());
+        if let Some(b) = parts.bias {
+            ensure!(b.len() == cout, "{} bias values for {cout} output channels", b.len());
+        }
+        let taps = kh * kw;
+        // Channel of each kernel row: rows of a transposed conv are (co, ky, kx).
+        let channel = |row: usize| if parts.transpose { row / taps } else { row };
+        let mult = (0..rows).map(|r| parts.input.scale * scales[if scales.len() == 1 { 0 } else { channel(r) }]).collect();
+        let bias = (0..rows).map(|r| parts.bias.map_or(0.0, |b| b[channel(r)])).collect();
+        let (weights, name) = if parts.transpose {
+            // Row (co, ky, kx) of the 1×1 GEMM reads w[ci][co][ky][kx].
+            let (k, code, name) = kernel::select();
+            let packed = PackedWeights::pack(&geom, 1, rows, |row, ci, _, _| parts.weights[(ci * w1 + row / taps) * taps + row % taps]);
+            (Weights::Gemm(packed, k, code), name)
+        } else if w1 == 1 && cout / cin < MR {
+            // One input channel per group and few outputs each: packed panels would
+            // be mostly zeros, a direct loop is faster. (A single-channel input with
+            // many outputs, like a gray image's first layer, goes to the GEMM.)
+            let sums = parts.weights.chunks_exact(taps).map(|r| r.iter().map(|&w| i32::from(w)).sum()).collect();
+            (Weights::Depthwise(parts.weights.to_vec(), sums), "depthwise (widening)")
+        } else {
+            let (k, code, name) = kernel::select();
+            let groups = geom.attrs.group;
+            let packed = PackedWeights::pack(&geom, groups, cout / groups, |row, ci, ky, kx| parts.weights[((row * w1 + ci) * kh + ky) * kw + kx]);
+            (Weights::Gemm(packed, k, code), name)
+        };
+        let transpose = parts.transpose.then_some([kh, kw]);
+        #[cfg(target_arch = "x86_64")]
+        let simd = super::simd_x86::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let simd = false;
+        Ok(Int8ConvSpec { geom, transpose, cout, input: parts.input, weights, mult, bias, epilogue: parts.epilogue, kernel_name: name, simd })
+    }
+
+    pub fn output_shape(&self, batch: usize) -> [usize; 4] {
+        let [ho, wo] = self.geom.out_hw;
+        match self.transpose {
+            Some([kh, kw]) => [batch, self.cout, ho * kh, wo * kw],
+            None => [batch, self.cout, ho, wo],
+        }
+    }
+
+    /// Run on one image: `x` is `[cin, h, w]`, `y` is the output of `output_shape`.
+    pub fn run(&self, x: &[f32], y: &mut [f32]) {
+        match &self.weights {
+            Weights::Gemm(packed, k, code) => self.run_gemm(x, y, packed, *k, *code),
+            Weights::Depthwise(w, sums) => self.run_depthwise(x, y, w, sums),
+        }
+    }
+
+    fn run_gemm(&self, x: &[f32], y: &mut [f32], packed: &PackedWeights, k: Kernel, code: ActivationCode) {
+        let g = &self.geom;
+        let groups = g.attrs.group;
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        let plane = g.in_hw[0] * g.in_hw[1];
+        let block = 4 * g.hp * g.row_len;
+        let group_bytes = g.x4_group_bytes();
+        let blocks = g.cin_g4 / 4;
+        let (xor, zp_eff) = match code {
+            ActivationCode::Unsigned => (0, i32::from(self.input.zero_point)),
+            ActivationCode::ShiftedSigned => (0x80, i32::from(self.input.zero_point) - 128),
+        };
+        X4.with_borrow_mut(|x4| {
+            if x4.len() < groups * group_bytes {
+                x4.resize(groups * group_bytes, 0);
+            }
+            let x4_ptr = SyncPtr(x4.as_mut_ptr());
+            for_each(groups * blocks, |item| {
+                let (grp, cb) = (item / blocks, item % blocks);
+                // Safety: each item writes its own block, inside the buffer sized above.
+                let dst = unsafe { std::slice::from_raw_parts_mut(x4_ptr.get().add(grp * group_bytes + cb * block), block) };
+                let planes: BlockPlanes = std::array::from_fn(|lane| {
+                    let ci = cb * 4 + lane;
+                    let c = grp * cin_g + ci;
+                    (ci < cin_g).then(|| &x[c * plane..(c + 1) * plane])
+                });
+                quantize_block_x4(g, planes, dst, self.input.scale, self.input.zero_point, xor);
+            });
+            let x4_base = SyncPtr(x4.as_mut_ptr());
+            let y_ptr = SyncPtr(y.as_mut_ptr());
+            let y_len = y.len();
+            for_each(g.tiles.len(), |ti| {
+                let p0 = g.tiles[ti];
+                let mut acc: Acc = [[0; TILE]; MR];
+                // Safety: outputs of different tiles are different pixels.
+                let y = unsafe { std::slice::from_raw_parts_mut(y_ptr.get(), y_len) };
+                for grp in 0..groups {
+                    for mp in 0..packed.panels_per_group {
+                        // Safety: the tile's reads end before the buffer's slack does.
+                        unsafe { k(x4_base.get().add(grp * group_bytes + 4 * p0), &g.offsets, packed.panel(grp, mp).as_ptr(), &mut acc) };
+                        let rows = (cout_g - mp * MR).min(MR);
+                        for (r, a) in acc.iter().enumerate().take(rows) {
+                            let row = grp * cout_g + mp * MR + r;
+                            self.store(row, a, zp_eff * packed.row_sums[row], p0, y);
+                        }
+                    }
+                }
+            });
+        });
+    }
+
+    /// Scale, bias and store one kernel row of one tile.
+    #[inline]
+    fn store(&self, row: usize, acc: &[i32; TILE], correction: i32, p0: usize, y: &mut [f32]) {
+        let g = &self.geom;
+        let mut done = [0f32; TILE];
+        self.finish(acc, correction, self.mult[row], self.bias[row], &mut done);
+        let wo = g.out_hw[1];
+        match self.transpose {
+            None => {
+                let out = &mut y[row * g.out_hw[0] * wo..(row + 1) * g.out_hw[0] * wo];
+                g.tile_runs(p0, |lane, oy, ox, len| out[oy * wo + ox..oy * wo + ox + len].copy_from_slice(&done[lane..lane + len]));
+            }
+            Some([kh, kw]) => {
+                let (co, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
+                let (ho2, wo2) = (g.out_hw[0] * kh, wo * kw);
+                let out = &mut y[co * ho2 * wo2..(co + 1) * ho2 * wo2];
+                g.tile_runs(p0, |lane, oy, ox, len| {
+                    let line = &mut out[(oy * kh + ky) * wo2..(oy * kh + ky + 1) * wo2];
+                    for i in 0..len {
+                        line[(ox + i) * kw + kx] = done[lane + i];
+                    }
+                });
+            }
+        }
+    }
+
+    /// `epilogue((acc - correction) × mult + bias)` for a tile's row.
+    #[inline]
+    fn finish(&self, acc: &[i32; TILE], correction: i32, mult: f32, bias: f32, out: &mut [f32; TILE]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            // Safety: `simd` is set only where the CPU has AVX-512 F.
+            return unsafe { super::simd_x86::finish(acc, correction, mult, bias, &self.epilogue, out) };
+        }
+        for (o, &a) in out.iter_mut().zip(acc) {
+            *o = self.epilogue.apply((a - correction) as f32 * mult + bias);
+        }
+    }
+
+    fn run_depthwise(&self, x: &[f32], y: &mut [f32], w: &[i8], sums: &[i32]) {
+        let g = &self.geom;
+        let [kh, kw] = g.attrs.kernel;
+        let [sh, sw] = g.attrs.strides;
+        let [dh, dw] = g.attrs.dilations;
+        let [ho, wo] = g.out_hw;
+        // Where each tap of output row 0 reads in the padded plane; row oy adds oy × sh rows.
+        let taps_at: Vec<usize> = (0..kh * kw).map(|t| (t / kw) * dh * g.row_len + (t % kw * dw % sw) * g.wq + t % kw * dw / sw).collect();
+        let plane_in = g.in_hw[0] * g.in_hw[1];
+        let multiplier = self.cout / g.cin;
+        let zp = i32::from(self.input.zero_point);
+        let y_ptr = SyncPtr(y.as_mut_ptr());
+        for_each(g.cin, |c| {
+            DEPTHWISE.with_borrow_mut(|(plane, acc, offsets)| {
+                plane.resize(g.hp * g.row_len + TILE, 0);
+                acc.resize(wo, 0);
+                offsets.resize(taps_at.len(), 0);
+                quantize_plane(g, &x[c * plane_in..(c + 1) * plane_in], plane, self.input.scale, self.input.zero_point);
+                for o in c * multiplier..(c + 1) * multiplier {
+                    let taps = &w[o * kh * kw..(o + 1) * kh * kw];
+                    let correction = zp * sums[o];
+                    // Safety: channel o's output plane belongs to this item alone.
+                    let out = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(o * ho * wo), ho * wo) };
+                    for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
+                        offsets.iter_mut().zip(&taps_at).for_each(|(d, t)| *d = t + oy * sh * g.row_len);
+                        self.depthwise_row(plane, offsets, taps, acc, correction, o, out);
+                    }
+                }
+            })
+        });
+    }
+
+    /// One output row of one depthwise channel: `Σ taps[t] × plane[offsets[t] + i]`.
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_row(&self, plane: &[u8], offsets: &[usize], taps: &[i8], acc: &mut [i32], correction: i32, o: usize, out: &mut [f32]) {
+        let (mult, bias) = (self.mult[o], self.bias[o]);
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            // Safety: the plane has TILE bytes of slack past its last row;
+            // `simd` is set only where the CPU has AVX-512 F.
+            return unsafe { super::simd_x86::depthwise_row(plane.as_ptr(), offsets, taps, out.len(), correction, mult, bias, &self.epilogue, out.as_mut_ptr()) };
+        }
+        acc.fill(0);
+        for (&off, &w) in offsets.iter().zip(taps) {
+            let w = i32::from(w);
+            for (a, &q) in acc.iter_mut().zip(&plane[off..off + out.len()]) {
+                *a += i32::from(q) * w;
+            }
+        }
+        for (d, &a) in out.iter_mut().zip(acc.iter()) {
+            *d = self.epilogue.apply((a - correction) as f32 * mult + bias);
+        }
+    }
+}
+
+thread_local! {
+    /// The quantized input copy, kept between calls so the frame loop does not allocate.
+    static X4: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// A depthwise worker's padded plane, row accumulators and tap offsets.
+    static DEPTHWISE: RefCell<(Vec<u8>, Vec<i32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// The tract op.
+#[derive(Clone, Debug)]
+pub struct Int8Conv {
+    pub spec: Arc<Int8ConvSpec>,
+}
+
+impl PartialEq for Int8Conv {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.spec, &other.spec)
+    }
+}
+impl Eq for Int8Conv {}
+
+impl Op for Int8Conv {
+    fn name(&self) -> StaticName {
+        "Int8Conv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let s = &self.spec;
+        Ok(vec![format!(
+            "{} {:?} groups {} kernel {} x_scale {} x_zp {} {:?}",
+            if s.transpose.is_some() { "transposed" } else { "conv" },
+            s.geom.attrs,
+            s.geom.attrs.group,
+            s.kernel_name,
+            s.input.scale,
+            s.input.zero_point,
+            s.epilogue
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Int8Conv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = &inputs[0];
+        let shape = input.shape();
+        ensure!(shape.len() == 4 && shape[1] == self.spec.geom.cin && [shape[2], shape[3]] == self.spec.geom.in_hw, "Int8Conv input {shape:?} is not the planned one");
+        let out_shape = self.spec.output_shape(shape[0]);
+        // Safety: every output element is written below (each tile and row stores its pixels).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
+        {
+            let x = input.try_as_plain_ram()?;
+            let x = x.as_slice::<f32>()?;
+            let mut y = output.try_as_plain_ram_mut()?;
+            let y = y.as_slice_mut::<f32>()?;
+            let (xs, ys) = (x.len() / shape[0].max(1), y.len() / shape[0].max(1));
+            for b in 0..shape[0] {
+                self.spec.run(&x[b * xs..(b + 1) * xs], &mut y[b * ys..(b + 1) * ys]);
+            }
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for Int8Conv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let batch = inputs[0].shape[0].clone();
+        let s = self.spec.output_shape(1);
+        Ok(tvec!(f32::datum_type().fact([batch, s[1].to_dim(), s[2].to_dim(), s[3].to_dim()])))
+    }
+
+    as_op!();
+}

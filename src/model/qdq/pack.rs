@@ -1,0 +1,167 @@
+//! Load-time weight packing and per-call activation quantization into the
+//! layout of `geometry` (see there).
+
+use super::geometry::ConvGeometry;
+
+/// Output channels per weight panel: the rows one micro-kernel call computes.
+pub const MR: usize = 8;
+
+/// Weights of every group, in micro-kernel panels.
+///
+/// Panel `(g, mp)` is `k4 × MR × 4` bytes: for each reduction step `t` (4 input
+/// channels × one tap, in `geometry.offsets` order), for each of the panel's
+/// rows, the 4 weights that multiply that step's 4 channel bytes. Channels past
+/// the group's count and rows past the panel's are zero, so they add nothing.
+#[derive(Clone, Debug)]
+pub struct PackedWeights {
+    pub data: Vec<i8>,
+    pub panels_per_group: usize,
+    pub panel_len: usize,
+    /// Sum of each output row's weights (for the zero-point correction).
+    pub row_sums: Vec<i32>,
+}
+
+impl PackedWeights {
+    /// `weights[row][ci][ky][kx]` with `rows = groups × rows_per_group` and
+    /// `ci < cin_g`; `tap_of(ci, ky, kx)` is the flat index into `weights`.
+    pub fn pack(
+        g: &ConvGeometry,
+        groups: usize,
+        rows_per_group: usize,
+        weight_at: impl Fn(usize, usize, usize, usize) -> i8,
+    ) -> PackedWeights {
+        let [kh, kw] = g.attrs.kernel;
+        let cin_g = g.cin_g();
+        let k4 = g.k4();
+        let panels_per_group = rows_per_group.div_ceil(MR);
+        let panel_len = k4 * MR * 4;
+        let mut data = vec![0i8; groups * panels_per_group * panel_len];
+        let mut row_sums = vec![0i32; groups * rows_per_group];
+        for grp in 0..groups {
+            for r in 0..rows_per_group {
+                let row = grp * rows_per_group + r;
+                let panel = (grp * panels_per_group + r / MR) * panel_len;
+                for ci in 0..cin_g {
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let w = weight_at(row, ci, ky, kx);
+                            let t = ((ci / 4) * kh + ky) * kw + kx;
+                            data[panel + (t * MR + r % MR) * 4 + ci % 4] = w;
+                            row_sums[row] += i32::from(w);
+                        }
+                    }
+                }
+            }
+        }
+        PackedWeights { data, panels_per_group, panel_len, row_sums }
+    }
+
+    pub fn panel(&self, group: usize, mp: usize) -> &[i8] {
+        let start = (group * self.panels_per_group + mp) * self.panel_len;
+        &self.data[start..start + self.panel_len]
+    }
+}
+
+/// ONNX QuantizeLinear to uint8: `saturate(round_half_to_even(x / scale) + zp)`.
+#[inline(always)]
+pub fn quantize(x: f32, scale: f32, zero_point: f32) -> u8 {
+    // Clamping before rounding changes nothing (the result saturates anyway) and
+    // keeps |v| < 2^22, where adding and removing 1.5 × 2^23 rounds half to even
+    // in the default rounding mode: this vectorises on every SIMD level, where
+    // `round_ties_even` is a libm call without SSE4.1. NaN ends as 0.
+    let v = (x / scale).clamp(-1024.0, 1024.0);
+    const MAGIC: f32 = 12_582_912.0;
+    let r = (v + MAGIC) - MAGIC;
+    (r + zero_point).clamp(0.0, 255.0) as u8
+}
+
+/// The 4 channel planes of one X4 block (`None` past the group's channels).
+pub type BlockPlanes<'a> = [Option<&'a [f32]>; 4];
+
+/// Quantize up to 4 channel planes (`h × w` floats each) into one X4 block,
+/// padding with the zero point. Every stored byte is XORed with `xor` (0x80
+/// stores `q - 128` as i8, for kernels that multiply signed by signed).
+pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], scale: f32, zero_point: u8, xor: u8) {
+    let [h, w] = g.in_hw;
+    let [pt, pl, _, pr] = g.attrs.pads;
+    let zp = f32::from(zero_point);
+    let pad = u32::from_ne_bytes([zero_point ^ xor; 4]);
+    let wp = w + pl + pr;
+    let mut q = [0u8; 4];
+    for iy in 0..g.hp {
+        let row = &mut dst[iy * g.row_len * 4..(iy + 1) * g.row_len * 4];
+        let mut put = |ix: usize, v: u32| {
+            let at = 4 * g.column_slot(ix);
+            row[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+        };
+        if iy < pt || iy >= pt + h {
+            (0..wp).for_each(|ix| put(ix, pad));
+            continue;
+        }
+        (0..pl).chain(pl + w..wp).for_each(|ix| put(ix, pad));
+        let y = iy - pt;
+        let lines = planes.map(|p| p.map(|p| &p[y * w..(y + 1) * w]));
+        #[cfg(target_arch = "x86_64")]
+        if g.attrs.strides[1] == 1 && super::simd_x86::available() {
+            // Safety: each line holds w floats; slots pl..pl + w are inside the row.
+            unsafe { super::simd_x86::quantize_x4(lines.map(|l| l.map(|l| l.as_ptr())), w, row[4 * pl..4 * (pl + w)].as_mut_ptr(), scale, zero_point, xor) };
+            continue;
+        }
+        for i in 0..w {
+            for (qj, line) in q.iter_mut().zip(&lines) {
+                *qj = line.map_or(zero_point, |l| quantize(l[i], scale, zp)) ^ xor;
+            }
+            // column_slot is the identity for stride 1, which the compiler sees.
+            put(pl + i, u32::from_ne_bytes(q));
+        }
+    }
+}
+
+/// Quantize one plane into a plain padded, phase-ordered `hp × row_len` byte plane
+/// (the depthwise kernels' layout).
+pub fn quantize_plane(g: &ConvGeometry, src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8) {
+    let [h, w] = g.in_hw;
+    let [pt, pl, _, _] = g.attrs.pads;
+    let zp = f32::from(zero_point);
+    dst.fill(zero_point);
+    let sw = g.attrs.strides[1];
+    for y in 0..h {
+        let row = &mut dst[(y + pt) * g.row_len..(y + pt + 1) * g.row_len];
+        let line = &src[y * w..(y + 1) * w];
+        #[cfg(target_arch = "x86_64")]
+        if sw == 1 && super::simd_x86::available() {
+            // Safety: the line holds w floats, the row has w bytes from pl on.
+            unsafe { super::simd_x86::quantize_u8(line.as_ptr(), w, row[pl..pl + w].as_mut_ptr(), scale, zero_point) };
+            continue;
+        }
+        if sw == 1 {
+            for (d, &x) in row[pl..pl + w].iter_mut().zip(line) {
+                *d = quantize(x, scale, zp);
+            }
+        } else {
+            for (i, &x) in line.iter().enumerate() {
+                row[g.column_slot(pl + i)] = quantize(x, scale, zp);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_rounds_half_to_even_and_saturates() {
+        assert_eq!(quantize(0.5, 1.0, 0.0), 0);
+        assert_eq!(quantize(1.5, 1.0, 0.0), 2);
+        assert_eq!(quantize(2.5, 1.0, 0.0), 2);
+        assert_eq!(quantize(-3.0, 1.0, 10.0), 7);
+        assert_eq!(quantize(-100.0, 0.1, 128.0), 0);
+        assert_eq!(quantize(1e9, 0.1, 128.0), 255);
+        assert_eq!(quantize(f32::NAN, 0.1, 3.0), 0);
+        assert_eq!(quantize(-0.5, 1.0, 3.0), 3);
+        assert_eq!(quantize(-1.5, 1.0, 3.0), 1);
+        assert_eq!(quantize(1.4999999, 1.0, 0.0), 1);
+        assert_eq!(quantize(252.5, 1.0, 0.0), 252);
+    }
+}

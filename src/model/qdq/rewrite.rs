@@ -1,0 +1,393 @@
+//! The load-time graph rewrite: QDQ convolutions become `EdgesegInt8Conv` nodes.
+//!
+//! Pattern (what onnxruntime's `quantize_static(quant_format=QDQ)` writes):
+//!
+//! ```text
+//! x ─ QuantizeLinear ─ DequantizeLinear ─┐
+//! w(int8) ─ DequantizeLinear(axis 0) ────┼─ Conv ─ [QuantizeLinear ─ DequantizeLinear] ─ [Relu] ─
+//! b(int32) ─ DequantizeLinear ───────────┘
+//! ```
+//!
+//! becomes `x ─ EdgesegInt8Conv ─`, whose inputs are `x`, the int8 weights, one
+//! float scale per output channel and the float bias, and whose attributes carry
+//! the convolution's geometry, the input's quantization and the fused epilogue.
+//! ConvTranspose with kernel == stride is rewritten the same way. A convolution
+//! that does not fit (float weights, weight zero points, `auto_pad=SAME_*`, …)
+//! stays as it is and is reported with the reason.
+
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::{HashMap, HashSet};
+use tract_onnx::pb::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, NodeProto, TensorProto};
+use tract_onnx::prelude::*;
+
+/// The op type of the rewritten nodes (see `super::register`).
+pub const OP_TYPE: &str = "EdgesegInt8Conv";
+
+/// What the rewrite did.
+#[derive(Clone, Debug, Default)]
+pub struct RewriteReport {
+    /// Convolutions now computed in int8.
+    pub fused: usize,
+    /// Of those, how many also absorbed the output's Q→DQ pair, and a Relu.
+    pub requantize_fused: usize,
+    pub relu_fused: usize,
+    /// Convolutions left in float, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Reads an initializer's value (the loader passes tract's own decoding).
+pub type Resolve<'a> = &'a dyn Fn(&TensorProto) -> TractResult<Tensor>;
+
+/// Rewrite every QDQ convolution of `graph` in place.
+pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport> {
+    let mut report = RewriteReport::default();
+    let has_qdq = graph.node.iter().any(|n| n.op_type == "DequantizeLinear");
+    if !has_qdq {
+        return Ok(report);
+    }
+    // Keys of the convolutions: their first output, which the rewrite keeps or replaces.
+    let convs: Vec<String> = graph.node.iter().filter(|n| n.op_type == "Conv" || n.op_type == "ConvTranspose").map(|n| n.output[0].clone()).collect();
+    for key in convs {
+        let index = graph.node.iter().position(|n| n.output.first() == Some(&key)).context("rewrite lost a convolution")?;
+        let view = GraphView::new(graph);
+        let label = node_label(&graph.node[index]);
+        match plan(&view, index, resolve) {
+            Ok(plan) => {
+                report.fused += 1;
+                report.requantize_fused += plan.requantize.is_some() as usize;
+                report.relu_fused += plan.relu.is_some() as usize;
+                apply(graph, index, plan);
+            }
+            Err(reason) => report.skipped.push((label, format!("{reason:#}"))),
+        }
+    }
+    remove_dead_quantization(graph);
+    Ok(report)
+}
+
+fn node_label(n: &NodeProto) -> String {
+    if n.name.is_empty() {
+        format!("{} -> {}", n.op_type, n.output.first().map_or("?", |s| s.as_str()))
+    } else {
+        n.name.clone()
+    }
+}
+
+/// Producers, consumers and initializers by tensor name.
+struct GraphView<'g> {
+    graph: &'g GraphProto,
+    producer: HashMap<&'g str, usize>,
+    consumers: HashMap<&'g str, Vec<usize>>,
+    initializer: HashMap<&'g str, &'g TensorProto>,
+    outputs: HashSet<&'g str>,
+}
+
+impl<'g> GraphView<'g> {
+    fn new(graph: &'g GraphProto) -> GraphView<'g> {
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for o in &n.output {
+                producer.insert(o.as_str(), i);
+            }
+            n.input.iter().filter(|s| !s.is_empty()).for_each(|s| consumers.entry(s.as_str()).or_default().push(i));
+        }
+        let initializer = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+        let outputs = graph.output.iter().map(|o| o.name.as_str()).collect();
+        GraphView { graph, producer, consumers, initializer, outputs }
+    }
+
+    fn node(&self, i: usize) -> &'g NodeProto {
+        &self.graph.node[i]
+    }
+
+    fn produced_by(&self, tensor: &str, op_type: &str) -> Result<&'g NodeProto> {
+        let i = *self.producer.get(tensor).with_context(|| format!("{tensor} is not produced by a node"))?;
+        let n = self.node(i);
+        ensure!(n.op_type == op_type, "{tensor} comes from {}, not {op_type}", n.op_type);
+        Ok(n)
+    }
+
+    fn consumers(&self, tensor: &str) -> &[usize] {
+        self.consumers.get(tensor).map_or(&[], |v| v.as_slice())
+    }
+
+    fn constant(&self, name: &str, resolve: Resolve) -> Result<Tensor> {
+        let t = self.initializer.get(name).with_context(|| format!("{name} is not an initializer"))?;
+        resolve(t).map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("reading initializer {name}"))
+    }
+
+    /// Scale and zero point of a Quantize/DequantizeLinear node, in the uint8 domain.
+    fn per_tensor(&self, node: &NodeProto, resolve: Resolve) -> Result<(f32, u8)> {
+        let scale = self.constant(&node.input[1], resolve)?;
+        ensure!(scale.len() == 1, "{} has {} scales; activations must be quantized per tensor", node_label(node), scale.len());
+        let scale = scale.cast_to_scalar::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let zp = match node.input.get(2).filter(|s| !s.is_empty()) {
+            None => 0,
+            Some(name) => {
+                let z = self.constant(name, resolve)?;
+                ensure!(z.len() == 1, "{} has {} zero points", node_label(node), z.len());
+                match z.datum_type() {
+                    // int8 q with zero point z is uint8 q + 128 with zero point z + 128.
+                    DatumType::I8 => (i16::from(z.cast_to_scalar::<i8>().map_err(|e| anyhow::anyhow!("{e}"))?) + 128) as u8,
+                    DatumType::U8 => z.cast_to_scalar::<u8>().map_err(|e| anyhow::anyhow!("{e}"))?,
+                    dt => bail!("{} zero point is {dt:?}; only 8-bit activations are computed in int8", node_label(node)),
+                }
+            }
+        };
+        ensure!(scale.is_finite() && scale > 0.0, "{} has scale {scale}", node_label(node));
+        Ok((scale, zp))
+    }
+}
+
+/// One convolution's rewrite.
+struct Plan {
+    node: NodeProto,
+    new_initializers: Vec<TensorProto>,
+    /// Nodes that belong to this convolution alone and go with it (by first output).
+    remove: Vec<String>,
+    /// Tensor renames for the remaining nodes and the graph outputs.
+    renames: Vec<(String, String)>,
+    requantize: Option<(f32, u8)>,
+    relu: Option<()>,
+}
+
+fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
+}
+
+fn int(node: &NodeProto, name: &str) -> Option<i64> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+}
+
+fn positive(v: &[i64], what: &str) -> Result<Vec<usize>> {
+    v.iter().map(|&x| usize::try_from(x).ok().filter(|&x| x > 0 || what == "pads").with_context(|| format!("{what} {v:?}"))).collect()
+}
+
+fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
+    let conv = g.node(index);
+    let transpose = conv.op_type == "ConvTranspose";
+    let (x_name, x_scale, x_zp) = input_quantization(g, conv, resolve)?;
+    // Weights: DequantizeLinear of an int8 initializer with zero zero points.
+    let dq_w = g.produced_by(&conv.input[1], "DequantizeLinear").context("the weights are not quantized")?;
+    let w = g.constant(&dq_w.input[0], resolve)?;
+    ensure!(w.datum_type() == DatumType::I8, "weights are {:?}, not int8", w.datum_type());
+    ensure!(w.rank() == 4, "weights of rank {} (only 2-D convolutions are computed in int8)", w.rank());
+    if let Some(zp) = dq_w.input.get(2).filter(|s| !s.is_empty()) {
+        let zp = g.constant(zp, resolve)?;
+        let zp = zp.cast_to::<i32>().map_err(|e| anyhow::anyhow!("{e}"))?;
+        ensure!(zp.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<i32>().map_err(|e| anyhow::anyhow!("{e}"))?.iter().all(|&z| z == 0), "weight zero points are not all 0");
+    }
+    let shape: Vec<usize> = w.shape().to_vec();
+    let cout = if transpose { shape[1] } else { shape[0] };
+    let scales = g.constant(&dq_w.input[1], resolve)?;
+    let scales: Vec<f32> = scales.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec();
+    if scales.len() > 1 {
+        let axis = int(dq_w, "axis").unwrap_or(1);
+        let want = if transpose { 1 } else { 0 };
+        ensure!(axis == want && scales.len() == cout, "per-channel weight scales on axis {axis} ({} of them) are not per output channel", scales.len());
+    }
+    let scales = if scales.len() == 1 { vec![scales[0]; cout] } else { scales };
+    // Bias: DequantizeLinear of an int32 initializer, or a float initializer.
+    let bias: Vec<f32> = match conv.input.get(2).filter(|s| !s.is_empty()) {
+        None => vec![0.0; cout],
+        Some(b) => {
+            let value = if g.initializer.contains_key(b.as_str()) {
+                g.constant(b, resolve)?.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.into_owned()
+            } else {
+                let dq_b = g.produced_by(b, "DequantizeLinear").context("the bias is neither constant nor dequantized")?;
+                dequantize_constant(g, dq_b, resolve)?
+            };
+            let v = value.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec();
+            ensure!(v.len() == cout, "{} bias values for {cout} output channels", v.len());
+            v
+        }
+    };
+    let attrs = conv_attrs(conv, &shape, transpose)?;
+
+    // Epilogue: the output's Q → DQ (every DQ of it alike), then a Relu.
+    let mut out = conv.output[0].clone();
+    let mut remove = vec![];
+    let mut renames = vec![];
+    let mut requantize = None;
+    let consumers = g.consumers(&out);
+    if consumers.len() == 1 && !g.outputs.contains(out.as_str()) && g.node(consumers[0]).op_type == "QuantizeLinear" {
+        let q_y = g.node(consumers[0]);
+        let dqs = g.consumers(&q_y.output[0]);
+        let params = g.per_tensor(q_y, resolve)?;
+        let all_dq = !dqs.is_empty()
+            && !g.outputs.contains(q_y.output[0].as_str())
+            && dqs.iter().all(|&d| g.node(d).op_type == "DequantizeLinear" && g.per_tensor(g.node(d), resolve).ok() == Some(params));
+        if all_dq {
+            requantize = Some(params);
+            remove.push(q_y.output[0].clone());
+            let first = g.node(dqs[0]).output[0].clone();
+            for &d in dqs {
+                let name = g.node(d).output[0].clone();
+                remove.push(name.clone());
+                if name != first {
+                    renames.push((name, first.clone()));
+                }
+            }
+            out = first;
+        }
+    }
+    let mut relu = None;
+    if renames.is_empty() {
+        let consumers = g.consumers(&out);
+        if consumers.len() == 1 && !g.outputs.contains(out.as_str()) && g.node(consumers[0]).op_type == "Relu" {
+            let r = g.node(consumers[0]);
+            remove.push(r.output[0].clone());
+            out = r.output[0].clone();
+            relu = Some(());
+        }
+    }
+
+    let base = if conv.name.is_empty() { conv.output[0].clone() } else { conv.name.clone() };
+    let scale_name = format!("{base}.edgeseg_weight_scales");
+    let bias_name = format!("{base}.edgeseg_bias");
+    let mut attributes = vec![
+        attr_ints("kernel_shape", &attrs.kernel),
+        attr_ints("strides", &attrs.strides),
+        attr_ints("dilations", &attrs.dilations),
+        attr_ints("pads", &attrs.pads),
+        attr_int("group", attrs.group as i64),
+        attr_int("cout", cout as i64),
+        attr_int("transpose", transpose as i64),
+        attr_float("x_scale", x_scale),
+        attr_int("x_zero_point", i64::from(x_zp)),
+        attr_int("relu", relu.is_some() as i64),
+    ];
+    if let Some((s, z)) = requantize {
+        attributes.push(attr_float("y_scale", s));
+        attributes.push(attr_int("y_zero_point", i64::from(z)));
+    }
+    let node = NodeProto {
+        name: conv.name.clone(),
+        op_type: OP_TYPE.into(),
+        input: vec![x_name, dq_w.input[0].clone(), scale_name.clone(), bias_name.clone()],
+        output: vec![out],
+        attribute: attributes,
+        ..Default::default()
+    };
+    Ok(Plan { node, new_initializers: vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)], remove, renames, requantize, relu })
+}
+
+/// The float tensor the convolution quantizes, and how: either
+/// `DequantizeLinear(QuantizeLinear(x))` with the same parameters, or the output
+/// of an already rewritten convolution that re-quantized it (quantizing an exactly
+/// dequantized value again with the same parameters gives back the same integers).
+fn input_quantization(g: &GraphView, conv: &NodeProto, resolve: Resolve) -> Result<(String, f32, u8)> {
+    let input = &conv.input[0];
+    if let Some(&p) = g.producer.get(input.as_str()) {
+        let prev = g.node(p);
+        if prev.op_type == OP_TYPE {
+            let scale = prev.attribute.iter().find(|a| a.name == "y_scale").map(|a| a.f);
+            let zp = int(prev, "y_zero_point");
+            if let (Some(scale), Some(zp)) = (scale, zp) {
+                return Ok((input.clone(), scale, zp as u8));
+            }
+            bail!("the input comes from an int8 convolution whose output is not quantized");
+        }
+    }
+    let dq_x = g.produced_by(input, "DequantizeLinear").context("the input is not quantized")?;
+    let q_x = g.produced_by(&dq_x.input[0], "QuantizeLinear").context("the input's DequantizeLinear does not follow a QuantizeLinear")?;
+    let (x_scale, x_zp) = g.per_tensor(dq_x, resolve)?;
+    ensure!(g.per_tensor(q_x, resolve)? == (x_scale, x_zp), "QuantizeLinear and DequantizeLinear of the input disagree");
+    Ok((q_x.input[0].clone(), x_scale, x_zp))
+}
+
+/// A constant DequantizeLinear, computed as ONNX defines it: `(x - zp) * scale`
+/// along `axis` (default 1; a 1-D tensor's only axis is 0).
+fn dequantize_constant(g: &GraphView, dq: &NodeProto, resolve: Resolve) -> Result<Tensor> {
+    let x = g.constant(&dq.input[0], resolve)?;
+    let x = x.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let xs = x.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec();
+    let read = |name: Option<&String>| -> Result<Vec<f32>> {
+        match name.filter(|s| !s.is_empty()) {
+            None => Ok(vec![0.0]),
+            Some(n) => {
+                let t = g.constant(n, resolve)?.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.into_owned();
+                Ok(t.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec())
+            }
+        }
+    };
+    let scale = read(dq.input.get(1))?;
+    let zp = read(dq.input.get(2))?;
+    ensure!(x.rank() == 1 || (scale.len() == 1 && zp.len() == 1), "per-axis constant dequantization of rank {} is not supported here", x.rank());
+    let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+    let out: Vec<f32> = xs.iter().enumerate().map(|(i, &q)| (q - at(&zp, i)) * at(&scale, i)).collect();
+    Ok(tract_ndarray::Array1::from(out).into_tensor())
+}
+
+fn conv_attrs(conv: &NodeProto, w_shape: &[usize], transpose: bool) -> Result<super::ConvAttrs> {
+    let kernel = positive(&ints(conv, "kernel_shape").unwrap_or(vec![w_shape[2] as i64, w_shape[3] as i64]), "kernel_shape")?;
+    ensure!(kernel == [w_shape[2], w_shape[3]], "kernel_shape {kernel:?} does not match the weights");
+    let strides = positive(&ints(conv, "strides").unwrap_or(vec![1, 1]), "strides")?;
+    let dilations = positive(&ints(conv, "dilations").unwrap_or(vec![1, 1]), "dilations")?;
+    let mut pads = positive(&ints(conv, "pads").unwrap_or(vec![0; 4]), "pads")?;
+    let group = int(conv, "group").unwrap_or(1);
+    match conv.attribute.iter().find(|a| a.name == "auto_pad").map(|a| String::from_utf8_lossy(&a.s).to_string()).as_deref() {
+        None | Some("NOTSET") | Some("") => {}
+        Some("VALID") => pads = vec![0; 4],
+        Some(other) => bail!("auto_pad={other} (export with explicit pads)"),
+    }
+    ensure!(strides.len() == 2 && dilations.len() == 2 && pads.len() == 4, "not a 2-D convolution");
+    let group = usize::try_from(group).ok().filter(|&g| g > 0).context("bad group")?;
+    if transpose {
+        ensure!(group == 1 && strides == kernel && dilations == [1, 1] && pads == [0; 4], "ConvTranspose other than kernel == stride, no padding, one group");
+        let extra = ints(conv, "output_padding").unwrap_or_default();
+        ensure!(extra.iter().all(|&p| p == 0) && ints(conv, "output_shape").is_none(), "ConvTranspose with output_padding or output_shape");
+    }
+    Ok(super::ConvAttrs {
+        group,
+        kernel: [kernel[0], kernel[1]],
+        strides: [strides[0], strides[1]],
+        dilations: [dilations[0], dilations[1]],
+        pads: [pads[0], pads[1], pads[2], pads[3]],
+    })
+}
+
+fn apply(graph: &mut GraphProto, index: usize, plan: Plan) {
+    graph.node[index] = plan.node;
+    graph.initializer.extend(plan.new_initializers);
+    let gone: HashSet<String> = plan.remove.into_iter().collect();
+    graph.node.retain(|n| n.op_type == OP_TYPE || !n.output.first().is_some_and(|o| gone.contains(o)));
+    for (from, to) in &plan.renames {
+        for n in graph.node.iter_mut() {
+            n.input.iter_mut().filter(|i| *i == from).for_each(|i| *i = to.clone());
+        }
+        for o in graph.output.iter_mut().filter(|o| &o.name == from) {
+            o.name = to.clone();
+        }
+    }
+}
+
+/// Drop Quantize/DequantizeLinear nodes nothing reads any more (the inputs'
+/// pairs and the weights' dequantization of fused convolutions).
+fn remove_dead_quantization(graph: &mut GraphProto) {
+    loop {
+        let used: HashSet<String> = graph.node.iter().flat_map(|n| n.input.iter().cloned()).chain(graph.output.iter().map(|o| o.name.clone())).collect();
+        let before = graph.node.len();
+        graph.node.retain(|n| !(matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear") && n.output.iter().all(|o| !used.contains(o))));
+        if graph.node.len() == before {
+            break;
+        }
+    }
+}
+
+fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.iter().map(|&x| x as i64).collect(), ..Default::default() }
+}
+
+fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+}
+
+fn attr_float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
+}
+
+fn float_tensor(name: &str, v: Vec<f32>) -> TensorProto {
+    TensorProto { name: name.into(), dims: vec![v.len() as i64], data_type: DataType::Float as i32, float_data: v, ..Default::default() }
+}

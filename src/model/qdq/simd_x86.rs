@@ -1,0 +1,123 @@
+//! AVX-512 versions of the per-element steps around the kernels: quantizing the
+//! input into X4 and finishing the accumulators. The portable versions (`pack::quantize`,
+//! `op::Epilogue::apply`) compute the same values; x86-64's baseline (SSE2) has no
+//! vector round or saturating conversion, so without these the element loops, not
+//! the dot products, would dominate.
+
+use super::geometry::TILE;
+use super::op::Epilogue;
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs the functions below.
+pub fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// `saturate(round_half_to_even(x / s) + zp)` on 16 lanes, as i32. The float
+/// clamp first keeps the conversion in range (NaN ends as 0, as in `pack::quantize`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn quantize16(x: __m512, scale: __m512, zp: __m512i) -> __m512i {
+    let v = _mm512_div_ps(x, scale);
+    let v = _mm512_max_ps(_mm512_set1_ps(-1024.0), _mm512_min_ps(_mm512_set1_ps(1024.0), v));
+    // MXCSR's default rounding is to nearest, ties to even.
+    let q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zp);
+    _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(255))
+}
+
+/// Quantize `n` pixels of up to 4 channel lines into 4-byte X4 slots at `dst`.
+///
+/// # Safety
+/// Each `Some` line holds `n` floats; `dst` has `4 * n` writable bytes.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn quantize_x4(lines: [Option<*const f32>; 4], n: usize, dst: *mut u8, scale: f32, zero_point: u8, xor: u8) {
+    let s = _mm512_set1_ps(scale);
+    let zp = _mm512_set1_epi32(i32::from(zero_point));
+    let flip = _mm512_set1_epi32(i32::from_ne_bytes([xor; 4]));
+    let mut i = 0;
+    while i < n {
+        let k = (n - i).min(16);
+        let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+        let mut word = _mm512_setzero_si512();
+        for (j, line) in lines.iter().enumerate() {
+            let q = match line {
+                // Safety: lanes past `n` are masked off.
+                Some(p) => quantize16(unsafe { _mm512_maskz_loadu_ps(mask, p.add(i)) }, s, zp),
+                None => zp,
+            };
+            word = _mm512_or_si512(word, _mm512_sllv_epi32(q, _mm512_set1_epi32(8 * j as i32)));
+        }
+        word = _mm512_xor_si512(word, flip);
+        // Safety: 4 * (i + k) <= 4 * n bytes.
+        unsafe { _mm512_mask_storeu_epi32(dst.add(4 * i) as *mut i32, mask, word) };
+        i += 16;
+    }
+}
+
+/// `epilogue((acc - correction) × mult + bias)` on 16 lanes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn finish16(a: __m512i, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue) -> __m512 {
+    let a = _mm512_sub_epi32(a, _mm512_set1_epi32(correction));
+    let mut v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(mult)), _mm512_set1_ps(bias));
+    if let Some(q) = epilogue.requantize {
+        let s = _mm512_set1_ps(q.scale);
+        let zp = _mm512_set1_epi32(i32::from(q.zero_point));
+        v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(quantize16(v, s, zp), zp)), s);
+    }
+    if epilogue.relu {
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    }
+    v
+}
+
+/// Scale, bias and epilogue of one row of accumulators into `out`.
+#[target_feature(enable = "avx512f")]
+pub fn finish(acc: &[i32; TILE], correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: &mut [f32; TILE]) {
+    for h in 0..TILE / 16 {
+        // Safety: both arrays hold TILE = 32 elements.
+        let a = unsafe { _mm512_loadu_si512(acc.as_ptr().add(16 * h) as *const __m512i) };
+        let v = finish16(a, correction, mult, bias, epilogue);
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(16 * h), v) };
+    }
+}
+
+/// Quantize `n` floats into `n` bytes.
+///
+/// # Safety
+/// `src` holds `n` floats, `dst` has `n` writable bytes.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn quantize_u8(src: *const f32, n: usize, dst: *mut u8, scale: f32, zero_point: u8) {
+    let s = _mm512_set1_ps(scale);
+    let zp = _mm512_set1_epi32(i32::from(zero_point));
+    let mut i = 0;
+    while i < n {
+        let k = (n - i).min(16);
+        let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+        let q = quantize16(unsafe { _mm512_maskz_loadu_ps(mask, src.add(i)) }, s, zp);
+        unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.add(i) as *mut i8, mask, q) };
+        i += 16;
+    }
+}
+
+/// One output row of one depthwise channel: `taps[t] × plane[offsets[t] + i]`
+/// summed over the taps, for `i < n`, finished into `out`.
+///
+/// # Safety
+/// `plane + offsets[t] + n + 16` is readable for every tap; `out` has `n` floats.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn depthwise_row(plane: *const u8, offsets: &[usize], taps: &[i8], n: usize, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: *mut f32) {
+    let mut i = 0;
+    while i < n {
+        let mut acc = _mm512_setzero_si512();
+        for (&off, &w) in offsets.iter().zip(taps) {
+            let x = _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(plane.add(off + i) as *const __m128i) });
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, _mm512_set1_epi32(i32::from(w))));
+        }
+        let k = (n - i).min(16);
+        let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+        unsafe { _mm512_mask_storeu_ps(out.add(i), mask, finish16(acc, correction, mult, bias, epilogue)) };
+        i += 16;
+    }
+}
