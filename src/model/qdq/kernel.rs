@@ -166,10 +166,10 @@ mod arm {
     pub unsafe fn sdot(x: *const u8, offsets: &[usize], w: *const i8, acc: &mut Acc) {
         for rh in 0..MR / ROWS {
             for ph in 0..TILE / PIX {
-                let mut c = [[unsafe { vdupq_n_s32(0) }; PIX / 4]; ROWS];
+                let mut c = [[vdupq_n_s32(0); PIX / 4]; ROWS];
                 for (t, &off) in offsets.iter().enumerate() {
                     let p = unsafe { x.add(off + 4 * PIX * ph) } as *const i8;
-                    let mut a = [unsafe { vdupq_n_s8(0) }; PIX / 4];
+                    let mut a = [vdupq_n_s8(0); PIX / 4];
                     for (v, av) in a.iter_mut().enumerate() {
                         *av = unsafe { vld1q_s8(p.add(16 * v)) };
                     }

@@ -71,6 +71,7 @@ pub struct Int8ConvSpec {
     epilogue: Epilogue,
     kernel_name: &'static str,
     /// Whether the AVX-512 element loops run (x86-64 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     simd: bool,
 }
 
@@ -169,7 +170,7 @@ impl Int8ConvSpec {
                 x4.resize(groups * group_bytes, 0);
             }
             let x4_ptr = SyncPtr(x4.as_mut_ptr());
-            for_each(groups * blocks, |item| {
+            for_each(groups * blocks, block, |item| {
                 let (grp, cb) = (item / blocks, item % blocks);
                 // Safety: each item writes its own block, inside the buffer sized above.
                 let dst = unsafe { std::slice::from_raw_parts_mut(x4_ptr.get().add(grp * group_bytes + cb * block), block) };
@@ -183,7 +184,7 @@ impl Int8ConvSpec {
             let x4_base = SyncPtr(x4.as_mut_ptr());
             let y_ptr = SyncPtr(y.as_mut_ptr());
             let y_len = y.len();
-            for_each(g.tiles.len(), |ti| {
+            for_each(g.tiles.len(), TILE * 4 * g.k4() * g.cout, |ti| {
                 let p0 = g.tiles[ti];
                 let mut acc: Acc = [[0; TILE]; MR];
                 // Safety: outputs of different tiles are different pixels.
@@ -254,7 +255,7 @@ impl Int8ConvSpec {
         let multiplier = self.cout / g.cin;
         let zp = i32::from(self.input.zero_point);
         let y_ptr = SyncPtr(y.as_mut_ptr());
-        for_each(g.cin, |c| {
+        for_each(g.cin, g.hp * g.row_len * (1 + multiplier * kh * kw), |c| {
             DEPTHWISE.with_borrow_mut(|(plane, acc, offsets)| {
                 plane.resize(g.hp * g.row_len + TILE, 0);
                 acc.resize(wo, 0);

@@ -88,6 +88,8 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
     let pad = u32::from_ne_bytes([zero_point ^ xor; 4]);
     let wp = w + pl + pr;
     let mut q = [0u8; 4];
+    #[cfg(target_arch = "x86_64")]
+    let mut scratch = Vec::new();
     for iy in 0..g.hp {
         let row = &mut dst[iy * g.row_len * 4..(iy + 1) * g.row_len * 4];
         let mut put = |ix: usize, v: u32| {
@@ -102,9 +104,21 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
         let y = iy - pt;
         let lines = planes.map(|p| p.map(|p| &p[y * w..(y + 1) * w]));
         #[cfg(target_arch = "x86_64")]
-        if g.attrs.strides[1] == 1 && super::simd_x86::available() {
-            // Safety: each line holds w floats; slots pl..pl + w are inside the row.
-            unsafe { super::simd_x86::quantize_x4(lines.map(|l| l.map(|l| l.as_ptr())), w, row[4 * pl..4 * (pl + w)].as_mut_ptr(), scale, zero_point, xor) };
+        if super::simd_x86::available() {
+            let ptrs = lines.map(|l| l.map(|l| l.as_ptr()));
+            if g.attrs.strides[1] == 1 {
+                // Safety: each line holds w floats; slots pl..pl + w are inside the row.
+                unsafe { super::simd_x86::quantize_x4(ptrs, w, row[4 * pl..4 * (pl + w)].as_mut_ptr(), scale, zero_point, xor) };
+            } else {
+                // Strided: quantize in order, then deal the slots out to their phases.
+                scratch.resize(4 * w, 0);
+                // Safety: as above, into a scratch row of w slots.
+                unsafe { super::simd_x86::quantize_x4(ptrs, w, scratch.as_mut_ptr(), scale, zero_point, xor) };
+                for (i, q) in scratch.chunks_exact(4).enumerate() {
+                    let at = 4 * g.column_slot(pl + i);
+                    row[at..at + 4].copy_from_slice(q);
+                }
+            }
             continue;
         }
         for i in 0..w {

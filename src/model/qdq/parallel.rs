@@ -20,11 +20,17 @@ impl<T> SyncPtr<T> {
 unsafe impl<T> Send for SyncPtr<T> {}
 unsafe impl<T> Sync for SyncPtr<T> {}
 
-/// `f(0) .. f(n - 1)`, on the current tract executor's threads.
-pub fn for_each(n: usize, f: impl Fn(usize) + Sync + Send) {
-    match current_tract_executor() {
-        Executor::MultiThread(pool) if n > 1 => pool.install(|| (0..n).into_par_iter().for_each(&f)),
-        Executor::RayonGlobal if n > 1 => (0..n).into_par_iter().for_each(&f),
-        _ => (0..n).for_each(f),
-    }
+/// Below this much work (in multiply-adds or bytes) a call runs on the calling
+/// thread: waking the pool costs more than it saves on the small layers.
+const MIN_PARALLEL_WORK: usize = 1 << 20;
+
+/// `f(0) .. f(n - 1)`, each about `work` operations, on the current tract
+/// executor's threads, in chunks of several items per task.
+pub fn for_each(n: usize, work: usize, f: impl Fn(usize) + Sync + Send) {
+    let pool = match current_tract_executor() {
+        Executor::MultiThread(pool) if n > 1 && n.saturating_mul(work) >= MIN_PARALLEL_WORK => pool,
+        _ => return (0..n).for_each(f),
+    };
+    let chunk = n.div_ceil(4 * pool.current_num_threads()).max(1);
+    pool.install(|| (0..n).into_par_iter().with_min_len(chunk).for_each(&f));
 }
