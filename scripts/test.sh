@@ -52,6 +52,10 @@ elif [ ${#cross_missing[@]} -gt 0 ]; then
   fi
   step "aarch64 suites skipped: missing ${cross_missing[*]} (bash .ci/run installs them)"
 else
+  # Our own crate is optimised here (opt-level 2 instead of the dev profile's 0): the int8
+  # kernels and preprocessing in a debug build would need minutes per frame under emulation.
+  # The same setting for every cross step below keeps it one build.
+  export CARGO_PROFILE_DEV_OPT_LEVEL=2
   # Static musl build: the same binary runs under qemu-user and in the emulated board.
   # Only tests that need no host service and spawn no process (qemu-user cannot exec a
   # second ARM binary without binfmt_misc). The golden test holds the aarch64 masks of
