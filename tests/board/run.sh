@@ -11,8 +11,8 @@
 #   bash tests/board/run.sh                 # builds the static binary if missing
 #
 # Environment: EDGESEG_BOARD_BIN (a static aarch64 edgeseg), EDGESEG_BOARD_FRAMES (frames
-# judged in run 1, default 2), EDGESEG_BOARD_TIMEOUT (seconds for the guest, default 300: emulated
-# YOLOv8n-seg frames took 15 to 38 s here, varying from run to run),
+# judged in run 1, default 2), EDGESEG_BOARD_TIMEOUT (seconds for the guest, default 600: emulated
+# YOLOv8n-seg frames took 15 to 48 s here, varying from run to run),
 # EDGESEG_BOARD_GPIO=pl061 (use the virt board's PL061 as on kernels without gpio-sim).
 # Needs: qemu-system-arm, kmod (depmod/modprobe), dpkg, python3; downloads the kernel and
 # busybox .debs from deb.debian.org once into target/board/cache.
@@ -22,7 +22,7 @@ work=target/board
 mkdir -p "$work"
 bin="${EDGESEG_BOARD_BIN:-target/aarch64-unknown-linux-musl/debug/edgeseg}"
 frames="${EDGESEG_BOARD_FRAMES:-2}"
-timeout_s="${EDGESEG_BOARD_TIMEOUT:-300}"
+timeout_s="${EDGESEG_BOARD_TIMEOUT:-600}"
 model=$(sed -n 's|^path = "\.\./\(models/[^"]*\)".*|\1|p' boards/qemu-virt.toml | head -1)
 start=$(date +%s)
 
