@@ -42,7 +42,7 @@ fn reference(c: &Case, parts: &Int8ConvParts, x: &[f32]) -> Vec<f32> {
                 for ox in 0..wo {
                     let (iy, ix, ky, kx) = (oy / kh, ox / kw, oy % kh, ox % kw);
                     let acc: i32 = (0..c.cin).map(|ci| xq[(ci * h + iy) * w + ix] * i32::from(parts.weights[((ci * w1 + co) * kh + ky) * kw + kx])).sum();
-                    y[(co * ho + oy) * wo + ox] = parts.epilogue_apply(acc as f32 * scale(co) + bias(co));
+                    y[(co * ho + oy) * wo + ox] = parts.epilogue.apply(acc as f32 * scale(co) + bias(co));
                 }
             }
         }
@@ -71,25 +71,11 @@ fn reference(c: &Case, parts: &Int8ConvParts, x: &[f32]) -> Vec<f32> {
                         }
                     }
                 }
-                y[(co * ho + oy) * wo + ox] = parts.epilogue_apply(acc as f32 * scale(co) + bias(co));
+                y[(co * ho + oy) * wo + ox] = parts.epilogue.apply(acc as f32 * scale(co) + bias(co));
             }
         }
     }
     y
-}
-
-impl Int8ConvParts<'_> {
-    fn epilogue_apply(&self, v: f32) -> f32 {
-        let v = match self.epilogue.requantize {
-            Some(q) => (f32::from(quantize(v, q.scale, f32::from(q.zero_point))) - f32::from(q.zero_point)) * q.scale,
-            None => v,
-        };
-        if self.epilogue.relu {
-            v.max(0.0)
-        } else {
-            v
-        }
-    }
 }
 
 fn check(c: Case, seed: u32) {

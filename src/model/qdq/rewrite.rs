@@ -174,14 +174,12 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
     ensure!(w.datum_type() == DatumType::I8, "weights are {:?}, not int8", w.datum_type());
     ensure!(w.rank() == 4, "weights of rank {} (only 2-D convolutions are computed in int8)", w.rank());
     if let Some(zp) = dq_w.input.get(2).filter(|s| !s.is_empty()) {
-        let zp = g.constant(zp, resolve)?;
-        let zp = zp.cast_to::<i32>().map_err(|e| anyhow::anyhow!("{e}"))?;
-        ensure!(zp.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<i32>().map_err(|e| anyhow::anyhow!("{e}"))?.iter().all(|&z| z == 0), "weight zero points are not all 0");
+        let zp = values::<i32>(&g.constant(zp, resolve)?)?;
+        ensure!(zp.iter().all(|&z| z == 0), "weight zero points are not all 0");
     }
     let shape: Vec<usize> = w.shape().to_vec();
     let cout = if transpose { shape[1] } else { shape[0] };
-    let scales = g.constant(&dq_w.input[1], resolve)?;
-    let scales: Vec<f32> = scales.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec();
+    let scales = values::<f32>(&g.constant(&dq_w.input[1], resolve)?)?;
     if scales.len() > 1 {
         let axis = int(dq_w, "axis").unwrap_or(1);
         let want = if transpose { 1 } else { 0 };
@@ -192,13 +190,12 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
     let bias: Vec<f32> = match conv.input.get(2).filter(|s| !s.is_empty()) {
         None => vec![0.0; cout],
         Some(b) => {
-            let value = if g.initializer.contains_key(b.as_str()) {
-                g.constant(b, resolve)?.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.into_owned()
+            let v = if g.initializer.contains_key(b.as_str()) {
+                values::<f32>(&g.constant(b, resolve)?)?
             } else {
                 let dq_b = g.produced_by(b, "DequantizeLinear").context("the bias is neither constant nor dequantized")?;
                 dequantize_constant(g, dq_b, resolve)?
             };
-            let v = value.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec();
             ensure!(v.len() == cout, "{} bias values for {cout} output channels", v.len());
             v
         }
@@ -299,25 +296,28 @@ fn input_quantization(g: &GraphView, conv: &NodeProto, resolve: Resolve) -> Resu
 
 /// A constant DequantizeLinear, computed as ONNX defines it: `(x - zp) * scale`
 /// along `axis` (default 1; a 1-D tensor's only axis is 0).
-fn dequantize_constant(g: &GraphView, dq: &NodeProto, resolve: Resolve) -> Result<Tensor> {
+fn dequantize_constant(g: &GraphView, dq: &NodeProto, resolve: Resolve) -> Result<Vec<f32>> {
     let x = g.constant(&dq.input[0], resolve)?;
-    let x = x.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let xs = x.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec();
+    let xs = values::<f32>(&x)?;
     let read = |name: Option<&String>| -> Result<Vec<f32>> {
         match name.filter(|s| !s.is_empty()) {
             None => Ok(vec![0.0]),
-            Some(n) => {
-                let t = g.constant(n, resolve)?.cast_to::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.into_owned();
-                Ok(t.try_as_plain_ram().map_err(|e| anyhow::anyhow!("{e}"))?.as_slice::<f32>().map_err(|e| anyhow::anyhow!("{e}"))?.to_vec())
-            }
+            Some(n) => values::<f32>(&g.constant(n, resolve)?),
         }
     };
     let scale = read(dq.input.get(1))?;
     let zp = read(dq.input.get(2))?;
     ensure!(x.rank() == 1 || (scale.len() == 1 && zp.len() == 1), "per-axis constant dequantization of rank {} is not supported here", x.rank());
     let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
-    let out: Vec<f32> = xs.iter().enumerate().map(|(i, &q)| (q - at(&zp, i)) * at(&scale, i)).collect();
-    Ok(tract_ndarray::Array1::from(out).into_tensor())
+    Ok(xs.iter().enumerate().map(|(i, &q)| (q - at(&zp, i)) * at(&scale, i)).collect())
+}
+
+/// A constant's elements, converted to `T`.
+fn values<T: Datum>(t: &Tensor) -> Result<Vec<T>> {
+    let tract = |e: TractError| anyhow::anyhow!("{e}");
+    let cast = t.cast_to::<T>().map_err(tract)?;
+    let plain = cast.try_as_plain_ram().map_err(tract)?;
+    Ok(plain.as_slice::<T>().map_err(tract)?.to_vec())
 }
 
 fn conv_attrs(conv: &NodeProto, w_shape: &[usize], transpose: bool) -> Result<super::ConvAttrs> {
