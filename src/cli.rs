@@ -201,6 +201,10 @@ pub struct BenchArgs {
     /// and the throughput against 1/infer latency.
     #[arg(long)]
     pub pipeline: bool,
+    /// Also time every node of the network and print where the time goes, by
+    /// operator (share of the total, ms per run, node count), slowest first.
+    #[arg(long, conflicts_with = "pipeline")]
+    pub profile: bool,
     #[command(flatten)]
     pub run: RunFlags,
     #[command(flatten)]

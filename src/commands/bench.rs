@@ -31,6 +31,9 @@ pub struct BenchReport {
     pub fps: f64,
     /// Peak resident set size of the process (Linux `VmHWM`), MiB.
     pub peak_rss_mib: Option<f64>,
+    /// With `--profile`: time by operator, slowest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::model::profile::Profile>,
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -81,6 +84,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let latency = latency(&mut samples);
+    // Profiled after the timed runs: the per-node clock reads would slow them.
+    let profile = if args.profile { Some(model.profile(&input, args.runs)?) } else { None };
     let report = BenchReport {
         runtime: "edgeseg (tract 0.23)".into(),
         model: args.model.display().to_string(),
@@ -91,6 +96,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         fps: 1000.0 / latency.median,
         latency_ms: latency,
         peak_rss_mib: peak_rss_mib(),
+        profile,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -101,6 +107,16 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         println!("throughput   {:.2} FPS (1 / median)", report.fps);
         if let Some(rss) = report.peak_rss_mib {
             println!("peak RSS     {rss:.1} MiB");
+        }
+        if let Some(p) = &report.profile {
+            println!("time by operator ({} profiled runs; nodes timed one by one):", report.runs);
+            for op in &p.ops {
+                println!("  {:>5.1}%  {:>8.2} ms  {:>4} node(s)  {}", op.share * 100.0, op.ms_per_run, op.nodes, op.op);
+            }
+            println!("slowest nodes:");
+            for n in &p.nodes {
+                println!("  {:>8.2} ms  {} ({}) {}", n.ms_per_run, n.node, n.op, n.info);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

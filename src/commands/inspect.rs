@@ -28,9 +28,11 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "convolutions": model.int8.fused,
                 "requantize_fused": model.int8.requantize_fused,
                 "relu_fused": model.int8.relu_fused,
+                "hardswish_fused": model.int8.hardswish_fused,
                 "kernel": crate::model::qdq::kernel::select().2,
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
+            "fastpath": {"resize": model.fastpath.resize, "softmax": model.fastpath.softmax},
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -72,15 +74,20 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     let r = &model.int8;
     if r.fused > 0 || !r.skipped.is_empty() {
         println!(
-            "int8         {} convolution(s) run by edgeseg's int8 kernels ({}), {} with the output's re-quantization and {} with a Relu fused",
+            "int8         {} convolution(s) run by edgeseg's int8 kernels ({}), {} with the output's re-quantization and {} with a Relu and {} with a HardSwish fused",
             r.fused,
             crate::model::qdq::kernel::select().2,
             r.requantize_fused,
-            r.relu_fused
+            r.relu_fused,
+            r.hardswish_fused
         );
         for (node, why) in &r.skipped {
             println!("  in float: {node}: {why}");
         }
+    }
+    let f = &model.fastpath;
+    if f.resize + f.softmax > 0 {
+        println!("fast ops     {} Resize and {} Softmax run by edgeseg's equivalents (same values as tract's; EDGESEG_FASTPATH=off for tract's own)", f.resize, f.softmax);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,8 @@ pub struct Loaded {
     pub opset: i64,
     /// What the int8 rewrite did (all zero for float models).
     pub int8: super::qdq::RewriteReport,
+    /// Which slow tract ops were swapped for edgeseg's equivalents.
+    pub fastpath: super::fastpath::FastpathReport,
 }
 
 /// Load and optimise `path`; `threads` > 1 runs matrix products on a pool of
@@ -95,7 +97,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         meta::Layout::Nchw => [1, meta.channels(), meta.height, meta.width],
         meta::Layout::Nhwc => [1, meta.height, meta.width, meta.channels()],
     };
-    let typed = model
+    let mut typed = model
         .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), input_shape))?
         .into_optimized()
         .with_context(|| {
@@ -104,6 +106,11 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
                  (models are usually trained at one size; for U-Nets it must be a multiple of 16)"
             )
         })?;
+    let fastpath = if super::fastpath::enabled() {
+        super::fastpath::replace(&mut typed).with_context(|| format!("{shown}: swapping in edgeseg's fast ops"))?
+    } else {
+        super::fastpath::FastpathReport::default()
+    };
     let output_shapes = typed
         .output_outlets()?
         .iter()
@@ -121,7 +128,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         ..Default::default()
     };
     let plan = typed.into_runnable_with_options(&options).with_context(|| format!("{shown}: building the execution plan"))?;
-    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, int8 })
+    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, int8, fastpath })
 }
 
 /// Input and output dims as declared by the graph (None where symbolic or unknown).

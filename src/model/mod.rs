@@ -4,8 +4,11 @@ pub mod decode;
 pub mod graph_stats;
 pub mod load;
 pub mod meta;
+pub mod parallel;
+pub mod fastpath;
 pub mod pixels;
 pub mod preprocess;
+pub mod profile;
 pub mod qdq;
 pub mod resample;
 pub mod resample_cv;
@@ -36,6 +39,8 @@ pub struct Model {
     pub threads: usize,
     /// Convolutions the int8 rewrite took over, and those it left in float.
     pub int8: qdq::RewriteReport,
+    /// Which slow tract ops run as edgeseg's bit-identical equivalents.
+    pub fastpath: fastpath::FastpathReport,
     plan: Arc<TypedRunnableModel>,
 }
 
@@ -76,6 +81,7 @@ impl Model {
             opset: l.opset,
             threads,
             int8: l.int8,
+            fastpath: l.fastpath,
             plan: l.plan,
         };
         model.check_output()?;

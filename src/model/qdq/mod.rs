@@ -19,7 +19,6 @@ pub mod op;
 #[cfg(test)]
 mod op_tests;
 pub mod pack;
-pub mod parallel;
 pub mod rewrite;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
@@ -55,12 +54,22 @@ fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn Infere
         Some(scale) => Some(QuantParams { scale, zero_point: node.get_attr::<i64>("y_zero_point")? as u8 }),
         None => None,
     };
+    let inputs = node.get_attr_opt::<i64>("inputs")?.unwrap_or(1);
+    let inputs = usize::try_from(inputs).ok().filter(|&n| n >= 1).context("inputs must be at least 1")?;
     let spec = Int8ConvNode {
+        inputs,
         attrs: ConvAttrs { group: node.get_attr("group")?, kernel: pair("kernel_shape")?, strides: pair("strides")?, dilations: pair("dilations")?, pads: [pads[0], pads[1], pads[2], pads[3]] },
         cout: node.get_attr("cout")?,
         transpose: node.get_attr::<i64>("transpose")? != 0,
         input: QuantParams { scale: node.get_attr("x_scale")?, zero_point: node.get_attr::<i64>("x_zero_point")? as u8 },
-        epilogue: Epilogue { requantize, relu: node.get_attr::<i64>("relu")? != 0 },
+        epilogue: Epilogue {
+            requantize,
+            relu: node.get_attr::<i64>("relu")? != 0,
+            hardswish: match node.get_attr_opt::<f32>("hardswish_alpha")? {
+                Some(alpha) => Some((alpha, node.get_attr::<f32>("hardswish_beta")?)),
+                None => None,
+            },
+        },
     };
     Ok((expand(spec), vec![]))
 }
@@ -68,6 +77,8 @@ fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn Infere
 /// The parsed node, before the input size is known.
 #[derive(Clone, Debug)]
 struct Int8ConvNode {
+    /// Float inputs, concatenated on the channel axis (more than one: a fused Concat).
+    inputs: usize,
     attrs: ConvAttrs,
     cout: usize,
     transpose: bool,
@@ -91,12 +102,15 @@ impl Expansion for Int8ConvNode {
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
-        check_input_arity(inputs, 4)?;
+        check_input_arity(inputs, self.inputs + 3)?;
         check_output_arity(outputs, 1)?;
         s.equals(&outputs[0].datum_type, f32::datum_type())?;
         s.equals(&outputs[0].rank, 4)?;
         s.given(&inputs[0].shape, move |s, shape| {
             if let (Ok(c), Ok(h), Ok(w)) = (shape[1].to_usize(), shape[2].to_usize(), shape[3].to_usize()) {
+                // The output size does not depend on the channels; with a fused
+                // Concat this input holds only some of them, so plan as one group's worth.
+                let c = if self.inputs > 1 { self.attrs.group } else { c };
                 let [ho, wo] = self.output_hw(c, h, w)?;
                 s.equals(&outputs[0].shape, ShapeFactoid::from(tvec![shape[0].clone(), self.cout.to_dim(), ho.to_dim(), wo.to_dim()]))?;
             }
@@ -105,11 +119,18 @@ impl Expansion for Int8ConvNode {
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
-        let shape = model.outlet_fact(inputs[0])?.shape.to_tvec();
+        let (xs, consts) = inputs.split_at(self.inputs);
+        let shape = model.outlet_fact(xs[0])?.shape.to_tvec();
         ensure!(shape.len() == 4, "{prefix}: int8 convolution input of rank {}", shape.len());
-        let (cin, h, w) = (shape[1].to_usize()?, shape[2].to_usize()?, shape[3].to_usize()?);
+        let (h, w) = (shape[2].to_usize()?, shape[3].to_usize()?);
+        let mut cin = 0;
+        for x in xs {
+            let s = model.outlet_fact(*x)?.shape.to_tvec();
+            ensure!(s.len() == 4 && s[0] == shape[0] && s[2].to_usize()? == h && s[3].to_usize()? == w, "{prefix}: concatenated inputs {s:?} and {shape:?} differ in batch or size");
+            cin += s[1].to_usize()?;
+        }
         let konst = |i: usize, what: &str| -> TractResult<Arc<Tensor>> {
-            model.outlet_fact(inputs[i])?.konst.clone().with_context(|| format!("{prefix}: {what} must be constant"))
+            model.outlet_fact(consts[i - 1])?.konst.clone().with_context(|| format!("{prefix}: {what} must be constant"))
         };
         let weights = konst(1, "weights")?;
         let scales = konst(2, "weight scales")?;
@@ -127,6 +148,6 @@ impl Expansion for Int8ConvNode {
             epilogue: self.epilogue,
         };
         let spec = Int8ConvSpec::new(&parts, cin, [h, w]).with_context(|| format!("{prefix}: preparing the int8 convolution"))?;
-        model.wire_node(prefix, Int8Conv { spec: Arc::new(spec) }, &[inputs[0]])
+        model.wire_node(prefix, Int8Conv { spec: Arc::new(spec) }, xs)
     }
 }

@@ -11,7 +11,7 @@
 use super::geometry::{ConvAttrs, ConvGeometry, TILE};
 use super::kernel::{self, Acc, ActivationCode, Kernel};
 use super::pack::{quantize, quantize_block_x4, quantize_plane, BlockPlanes, PackedWeights, MR};
-use super::parallel::{for_each, SyncPtr};
+use crate::model::parallel::{for_each, SyncPtr};
 use std::cell::RefCell;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -23,12 +23,46 @@ pub struct QuantParams {
     pub zero_point: u8,
 }
 
+/// The input channels of one image: one tensor's, or several tensors' one
+/// after the other (a `Concat` on the channel axis that the rewrite fused).
+pub struct Channels<'a> {
+    parts: TVec<(&'a [f32], usize)>,
+    plane: usize,
+}
+
+impl<'a> Channels<'a> {
+    /// `x` is `[c, h, w]` with `plane = h × w`.
+    pub fn single(x: &'a [f32], plane: usize) -> Channels<'a> {
+        Channels { parts: tvec![(x, x.len() / plane.max(1))], plane }
+    }
+
+    /// Tensors `[c_i, h, w]` concatenated on the channel axis.
+    pub fn parts(xs: &[&'a [f32]], plane: usize) -> Channels<'a> {
+        Channels { parts: xs.iter().map(|x| (*x, x.len() / plane.max(1))).collect(), plane }
+    }
+
+    /// Channel `c`'s `h × w` plane.
+    fn plane(&self, mut c: usize) -> &'a [f32] {
+        for &(x, n) in &self.parts {
+            if c < n {
+                return &x[c * self.plane..(c + 1) * self.plane];
+            }
+            c -= n;
+        }
+        // The spec was built for the sum of the parts' channels (checked in eval).
+        unreachable!("channel past the concatenated inputs")
+    }
+}
+
 /// What happens to each output value after scale and bias.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Epilogue {
     /// The graph's `QuantizeLinear → DequantizeLinear` on the output, fused.
     pub requantize: Option<QuantParams>,
     pub relu: bool,
+    /// The graph's `x · HardSigmoid(x)` (HardSwish), with HardSigmoid's
+    /// `alpha` and `beta`, computed as tract does: `x · max(min(x·α + β, 1), 0)`.
+    pub hardswish: Option<(f32, f32)>,
 }
 
 impl Epilogue {
@@ -38,10 +72,10 @@ impl Epilogue {
             Some(q) => (f32::from(quantize(v, q.scale, f32::from(q.zero_point))) - f32::from(q.zero_point)) * q.scale,
             None => v,
         };
-        if self.relu {
-            v.max(0.0)
-        } else {
-            v
+        let v = if self.relu { v.max(0.0) } else { v };
+        match self.hardswish {
+            Some((alpha, beta)) => v * (v * alpha + beta).min(1.0).max(0.0),
+            None => v,
         }
     }
 }
@@ -146,18 +180,17 @@ impl Int8ConvSpec {
     }
 
     /// Run on one image: `x` is `[cin, h, w]`, `y` is the output of `output_shape`.
-    pub fn run(&self, x: &[f32], y: &mut [f32]) {
+    pub fn run(&self, x: &Channels, y: &mut [f32]) {
         match &self.weights {
             Weights::Gemm(packed, k, code) => self.run_gemm(x, y, packed, *k, *code),
             Weights::Depthwise(w, sums) => self.run_depthwise(x, y, w, sums),
         }
     }
 
-    fn run_gemm(&self, x: &[f32], y: &mut [f32], packed: &PackedWeights, k: Kernel, code: ActivationCode) {
+    fn run_gemm(&self, x: &Channels, y: &mut [f32], packed: &PackedWeights, k: Kernel, code: ActivationCode) {
         let g = &self.geom;
         let groups = g.attrs.group;
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
-        let plane = g.in_hw[0] * g.in_hw[1];
         let block = 4 * g.hp * g.row_len;
         let group_bytes = g.x4_group_bytes();
         let blocks = g.cin_g4 / 4;
@@ -177,7 +210,7 @@ impl Int8ConvSpec {
                 let planes: BlockPlanes = std::array::from_fn(|lane| {
                     let ci = cb * 4 + lane;
                     let c = grp * cin_g + ci;
-                    (ci < cin_g).then(|| &x[c * plane..(c + 1) * plane])
+                    (ci < cin_g).then(|| x.plane(c))
                 });
                 quantize_block_x4(g, planes, dst, self.input.scale, self.input.zero_point, xor);
             });
@@ -243,7 +276,7 @@ impl Int8ConvSpec {
         }
     }
 
-    fn run_depthwise(&self, x: &[f32], y: &mut [f32], w: &[i8], sums: &[i32]) {
+    fn run_depthwise(&self, x: &Channels, y: &mut [f32], w: &[i8], sums: &[i32]) {
         let g = &self.geom;
         let [kh, kw] = g.attrs.kernel;
         let [sh, sw] = g.attrs.strides;
@@ -251,7 +284,6 @@ impl Int8ConvSpec {
         let [ho, wo] = g.out_hw;
         // Where each tap of output row 0 reads in the padded plane; row oy adds oy × sh rows.
         let taps_at: Vec<usize> = (0..kh * kw).map(|t| (t / kw) * dh * g.row_len + (t % kw * dw % sw) * g.wq + t % kw * dw / sw).collect();
-        let plane_in = g.in_hw[0] * g.in_hw[1];
         let multiplier = self.cout / g.cin;
         let zp = i32::from(self.input.zero_point);
         let y_ptr = SyncPtr(y.as_mut_ptr());
@@ -260,7 +292,7 @@ impl Int8ConvSpec {
                 plane.resize(g.hp * g.row_len + TILE, 0);
                 acc.resize(wo, 0);
                 offsets.resize(taps_at.len(), 0);
-                quantize_plane(g, &x[c * plane_in..(c + 1) * plane_in], plane, self.input.scale, self.input.zero_point);
+                quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point);
                 for o in c * multiplier..(c + 1) * multiplier {
                     let taps = &w[o * kh * kw..(o + 1) * kh * kw];
                     let correction = zp * sums[o];
@@ -344,20 +376,33 @@ impl EvalOp for Int8Conv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = &inputs[0];
-        let shape = input.shape();
-        ensure!(shape.len() == 4 && shape[1] == self.spec.geom.cin && [shape[2], shape[3]] == self.spec.geom.in_hw, "Int8Conv input {shape:?} is not the planned one");
-        let out_shape = self.spec.output_shape(shape[0]);
+        // Several inputs: a fused Concat of them on the channel axis.
+        let g = &self.spec.geom;
+        let batch = inputs[0].shape()[0];
+        let mut channels = 0;
+        for input in &inputs {
+            let shape = input.shape();
+            ensure!(shape.len() == 4 && shape[0] == batch && [shape[2], shape[3]] == g.in_hw, "Int8Conv input {shape:?} is not the planned one");
+            channels += shape[1];
+        }
+        ensure!(channels == g.cin, "Int8Conv inputs have {channels} channels, planned for {}", g.cin);
+        let out_shape = self.spec.output_shape(batch);
         // Safety: every output element is written below (each tile and row stores its pixels).
         let mut output = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
         {
-            let x = input.try_as_plain_ram()?;
-            let x = x.as_slice::<f32>()?;
+            let plains = inputs.iter().map(|i| i.try_as_plain_ram()).collect::<TractResult<TVec<_>>>()?;
+            let xs = plains.iter().map(|p| p.as_slice::<f32>()).collect::<TractResult<TVec<_>>>()?;
             let mut y = output.try_as_plain_ram_mut()?;
             let y = y.as_slice_mut::<f32>()?;
-            let (xs, ys) = (x.len() / shape[0].max(1), y.len() / shape[0].max(1));
-            for b in 0..shape[0] {
-                self.spec.run(&x[b * xs..(b + 1) * xs], &mut y[b * ys..(b + 1) * ys]);
+            let plane = g.in_hw[0] * g.in_hw[1];
+            let ys = y.len() / batch.max(1);
+            for b in 0..batch {
+                let parts = xs.iter().map(|x| {
+                    let per = x.len() / batch.max(1);
+                    (&x[b * per..(b + 1) * per], per / plane.max(1))
+                });
+                let x = Channels { parts: parts.collect(), plane };
+                self.spec.run(&x, &mut y[b * ys..(b + 1) * ys]);
             }
         }
         Ok(tvec!(output.into_tvalue()))

@@ -3,7 +3,7 @@
 //! groups, depthwise with a channel multiplier, transposed, tile tails.
 
 use super::geometry::ConvAttrs;
-use super::op::{Epilogue, Int8ConvParts, Int8ConvSpec, QuantParams};
+use super::op::{Channels, Epilogue, Int8ConvParts, Int8ConvSpec, QuantParams};
 use super::pack::quantize;
 
 struct Lcg(u32);
@@ -88,7 +88,7 @@ fn check(c: Case, seed: u32) {
     let scales: Vec<f32> = (0..c.cout).map(|i| 10f32.powi(-(i as i32 % 4)) * (0.5 + rng.unit().abs())).collect();
     let bias: Vec<f32> = (0..c.cout).map(|_| rng.unit()).collect();
     let x: Vec<f32> = (0..c.cin * h * w).map(|_| 2.0 * rng.unit()).collect();
-    for epilogue in [Epilogue::default(), Epilogue { requantize: Some(QuantParams { scale: 0.05, zero_point: 100 }), relu: true }] {
+    for epilogue in [Epilogue::default(), Epilogue { requantize: Some(QuantParams { scale: 0.05, zero_point: 100 }), relu: true, hardswish: None }, Epilogue { requantize: Some(QuantParams { scale: 0.05, zero_point: 100 }), relu: false, hardswish: Some((1.0 / 6.0, 0.5)) }] {
         let parts = Int8ConvParts {
             attrs: c.attrs.clone(),
             transpose: c.transpose,
@@ -102,7 +102,13 @@ fn check(c: Case, seed: u32) {
         let spec = Int8ConvSpec::new(&parts, c.cin, c.hw).unwrap();
         let out = spec.output_shape(1);
         let mut y = vec![f32::NAN; out.iter().product()];
-        spec.run(&x, &mut y);
+        let plane = c.hw[0] * c.hw[1];
+        spec.run(&Channels::single(&x, plane), &mut y);
+        // The same input in two tensors (a fused Concat) gives the same output.
+        let split = c.cin / 2 * plane;
+        let mut y2 = vec![f32::NAN; y.len()];
+        spec.run(&Channels::parts(&[&x[..split], &x[split..]], plane), &mut y2);
+        assert!(y.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()), "split input differs");
         let want = reference(&c, &parts, &x);
         assert_eq!(y.len(), want.len());
         for (i, (a, b)) in y.iter().zip(&want).enumerate() {

@@ -114,10 +114,7 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
                 scratch.resize(4 * w, 0);
                 // Safety: as above, into a scratch row of w slots.
                 unsafe { super::simd_x86::quantize_x4(ptrs, w, scratch.as_mut_ptr(), scale, zero_point, xor) };
-                for (i, q) in scratch.chunks_exact(4).enumerate() {
-                    let at = 4 * g.column_slot(pl + i);
-                    row[at..at + 4].copy_from_slice(q);
-                }
+                deal_to_phases::<4>(g, pl, &scratch, row);
             }
             continue;
         }
@@ -131,6 +128,24 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
     }
 }
 
+/// Store the `B`-byte slots of padded columns `first..` (in column order, in
+/// `src`) at their places in a phase-ordered `row` (see `ConvGeometry::column_slot`),
+/// stepping the phase and slot instead of dividing for every column.
+fn deal_to_phases<const B: usize>(g: &ConvGeometry, first: usize, src: &[u8], row: &mut [u8]) {
+    let sw = g.attrs.strides[1];
+    let n = src.len() / B;
+    // Columns first + k, first + k + sw, ... share a phase and take consecutive slots.
+    for k in 0..sw.min(n) {
+        let c = first + k;
+        let start = B * ((c % sw) * g.wq + c / sw);
+        let count = (n - k).div_ceil(sw);
+        let dst = &mut row[start..start + B * count];
+        for (d, s) in dst.chunks_exact_mut(B).zip(src[B * k..].chunks(B * sw)) {
+            d.copy_from_slice(&s[..B]);
+        }
+    }
+}
+
 /// Quantize one plane into a plain padded, phase-ordered `hp × row_len` byte plane
 /// (the depthwise kernels' layout).
 pub fn quantize_plane(g: &ConvGeometry, src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8) {
@@ -139,23 +154,38 @@ pub fn quantize_plane(g: &ConvGeometry, src: &[f32], dst: &mut [u8], scale: f32,
     let zp = f32::from(zero_point);
     dst.fill(zero_point);
     let sw = g.attrs.strides[1];
+    #[cfg(target_arch = "x86_64")]
+    let simd = super::simd_x86::available();
+    let mut line_q = [0u8; 1024];
     for y in 0..h {
         let row = &mut dst[(y + pt) * g.row_len..(y + pt + 1) * g.row_len];
         let line = &src[y * w..(y + 1) * w];
-        #[cfg(target_arch = "x86_64")]
-        if sw == 1 && super::simd_x86::available() {
-            // Safety: the line holds w floats, the row has w bytes from pl on.
-            unsafe { super::simd_x86::quantize_u8(line.as_ptr(), w, row[pl..pl + w].as_mut_ptr(), scale, zero_point) };
-            continue;
-        }
         if sw == 1 {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // Safety: the line holds w floats, the row has w bytes from pl on.
+                unsafe { super::simd_x86::quantize_u8(line.as_ptr(), w, row[pl..pl + w].as_mut_ptr(), scale, zero_point) };
+                continue;
+            }
             for (d, &x) in row[pl..pl + w].iter_mut().zip(line) {
                 *d = quantize(x, scale, zp);
             }
-        } else {
-            for (i, &x) in line.iter().enumerate() {
-                row[g.column_slot(pl + i)] = quantize(x, scale, zp);
+            continue;
+        }
+        // Strided: quantize the line in order (in pieces of a stack buffer), then
+        // deal each byte to its stride phase.
+        for (piece, start) in line.chunks(line_q.len()).zip((0..).step_by(line_q.len())) {
+            let q = &mut line_q[..piece.len()];
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // Safety: the piece holds q.len() floats and q as many bytes.
+                unsafe { super::simd_x86::quantize_u8(piece.as_ptr(), piece.len(), q.as_mut_ptr(), scale, zero_point) };
+            } else {
+                q.iter_mut().zip(piece).for_each(|(d, &x)| *d = quantize(x, scale, zp));
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            q.iter_mut().zip(piece).for_each(|(d, &x)| *d = quantize(x, scale, zp));
+            deal_to_phases::<1>(g, pl + start, q, row);
         }
     }
 }

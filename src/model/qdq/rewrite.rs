@@ -8,7 +8,8 @@
 //! b(int32) ─ DequantizeLinear ───────────┘
 //! ```
 //!
-//! becomes `x ─ EdgesegInt8Conv ─`, whose inputs are `x`, the int8 weights, one
+//! becomes `x ─ EdgesegInt8Conv ─` (a `Mul(y, HardSigmoid(y))` on the output,
+//! i.e. HardSwish, is fused too), whose inputs are `x`, the int8 weights, one
 //! float scale per output channel and the float bias, and whose attributes carry
 //! the convolution's geometry, the input's quantization and the fused epilogue.
 //! ConvTranspose with kernel == stride is rewritten the same way. A convolution
@@ -31,6 +32,7 @@ pub struct RewriteReport {
     /// Of those, how many also absorbed the output's Q→DQ pair, and a Relu.
     pub requantize_fused: usize,
     pub relu_fused: usize,
+    pub hardswish_fused: usize,
     /// Convolutions left in float, with the reason.
     pub skipped: Vec<(String, String)>,
 }
@@ -56,6 +58,7 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport
                 report.fused += 1;
                 report.requantize_fused += plan.requantize.is_some() as usize;
                 report.relu_fused += plan.relu.is_some() as usize;
+                report.hardswish_fused += plan.hardswish.is_some() as usize;
                 apply(graph, index, plan);
             }
             Err(reason) => report.skipped.push((label, format!("{reason:#}"))),
@@ -150,6 +153,7 @@ struct Plan {
     renames: Vec<(String, String)>,
     requantize: Option<(f32, u8)>,
     relu: Option<()>,
+    hardswish: Option<(f32, f32)>,
 }
 
 fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
@@ -168,6 +172,7 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
     let conv = g.node(index);
     let transpose = conv.op_type == "ConvTranspose";
     let (x_name, x_scale, x_zp) = input_quantization(g, conv, resolve)?;
+    let xs = concat_inputs(g, &x_name).unwrap_or_else(|| vec![x_name.clone()]);
     // Weights: DequantizeLinear of an int8 initializer with zero zero points.
     let dq_w = g.produced_by(&conv.input[1], "DequantizeLinear").context("the weights are not quantized")?;
     let w = g.constant(&dq_w.input[0], resolve)?;
@@ -239,6 +244,14 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
             relu = Some(());
         }
     }
+    let mut hardswish = None;
+    if renames.is_empty() && relu.is_none() && !g.outputs.contains(out.as_str()) {
+        if let Some((params, gone, last)) = hardswish_after(g, &out) {
+            remove.extend(gone);
+            out = last;
+            hardswish = Some(params);
+        }
+    }
 
     let base = if conv.name.is_empty() { conv.output[0].clone() } else { conv.name.clone() };
     let scale_name = format!("{base}.edgeseg_weight_scales");
@@ -254,7 +267,12 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
         attr_float("x_scale", x_scale),
         attr_int("x_zero_point", i64::from(x_zp)),
         attr_int("relu", relu.is_some() as i64),
+        attr_int("inputs", xs.len() as i64),
     ];
+    if let Some((alpha, beta)) = hardswish {
+        attributes.push(attr_float("hardswish_alpha", alpha));
+        attributes.push(attr_float("hardswish_beta", beta));
+    }
     if let Some((s, z)) = requantize {
         attributes.push(attr_float("y_scale", s));
         attributes.push(attr_int("y_zero_point", i64::from(z)));
@@ -262,12 +280,44 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
     let node = NodeProto {
         name: conv.name.clone(),
         op_type: OP_TYPE.into(),
-        input: vec![x_name, dq_w.input[0].clone(), scale_name.clone(), bias_name.clone()],
+        input: xs.into_iter().chain([dq_w.input[0].clone(), scale_name.clone(), bias_name.clone()]).collect(),
         output: vec![out],
         attribute: attributes,
         ..Default::default()
     };
-    Ok(Plan { node, new_initializers: vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)], remove, renames, requantize, relu })
+    Ok(Plan { node, new_initializers: vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)], remove, renames, requantize, relu, hardswish })
+}
+
+/// The inputs of the `Concat` on the channel axis that produces `x`, when
+/// nothing else reads `x`: the convolution quantizes each of them into its
+/// input copy directly (the same integers as quantizing `x`), and the Concat
+/// goes once no node reads it.
+fn concat_inputs(g: &GraphView, x: &str) -> Option<Vec<String>> {
+    let concat = g.node(*g.producer.get(x)?);
+    let on_channels = concat.op_type == "Concat" && int(concat, "axis") == Some(1);
+    let alone = g.consumers(x).len() == 1 && !g.outputs.contains(x);
+    let inputs: Vec<String> = concat.input.iter().filter(|s| !s.is_empty()).cloned().collect();
+    (on_channels && alone && inputs.len() > 1 && inputs.iter().all(|i| !g.initializer.contains_key(i.as_str()))).then_some(inputs)
+}
+
+/// `Mul(x, HardSigmoid(x))` (what exporters write for HardSwish) reading `x`
+/// and nothing else reading it: HardSigmoid's (alpha, beta), the two nodes'
+/// outputs (to remove) and the Mul's output.
+fn hardswish_after(g: &GraphView, x: &str) -> Option<((f32, f32), Vec<String>, String)> {
+    let consumers = g.consumers(x);
+    let [a, b] = consumers else { return None };
+    let (hs, mul) = match (g.node(*a).op_type.as_str(), g.node(*b).op_type.as_str()) {
+        ("HardSigmoid", "Mul") => (g.node(*a), g.node(*b)),
+        ("Mul", "HardSigmoid") => (g.node(*b), g.node(*a)),
+        _ => return None,
+    };
+    let h = hs.output.first()?;
+    let reads_both = mul.input.len() == 2 && mul.input.iter().any(|i| i == x) && mul.input.iter().any(|i| i == h);
+    if !reads_both || g.consumers(h).len() != 1 || g.outputs.contains(h.as_str()) {
+        return None;
+    }
+    let attr = |name: &str, default: f32| hs.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f);
+    Some(((attr("alpha", 0.2), attr("beta", 0.5)), vec![h.clone(), mul.output[0].clone()], mul.output[0].clone()))
 }
 
 /// The float tensor the convolution quantizes, and how: either
@@ -364,12 +414,13 @@ fn apply(graph: &mut GraphProto, index: usize, plan: Plan) {
 }
 
 /// Drop Quantize/DequantizeLinear nodes nothing reads any more (the inputs'
-/// pairs and the weights' dequantization of fused convolutions).
+/// pairs and the weights' dequantization of fused convolutions), and the
+/// Concats that fused convolutions read through.
 fn remove_dead_quantization(graph: &mut GraphProto) {
     loop {
         let used: HashSet<String> = graph.node.iter().flat_map(|n| n.input.iter().cloned()).chain(graph.output.iter().map(|o| o.name.clone())).collect();
         let before = graph.node.len();
-        graph.node.retain(|n| !(matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear") && n.output.iter().all(|o| !used.contains(o))));
+        graph.node.retain(|n| !(matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear" | "Concat") && n.output.iter().all(|o| !used.contains(o))));
         if graph.node.len() == before {
             break;
         }

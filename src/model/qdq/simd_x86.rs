@@ -68,6 +68,11 @@ fn finish16(a: __m512i, correction: i32, mult: f32, bias: f32, epilogue: &Epilog
     if epilogue.relu {
         v = _mm512_max_ps(v, _mm512_setzero_ps());
     }
+    if let Some((alpha, beta)) = epilogue.hardswish {
+        let hs = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(alpha)), _mm512_set1_ps(beta));
+        let hs = _mm512_max_ps(_mm512_min_ps(hs, _mm512_set1_ps(1.0)), _mm512_setzero_ps());
+        v = _mm512_mul_ps(v, hs);
+    }
     v
 }
 

@@ -1,4 +1,4 @@
-//! Running the int8 kernels on tract's executor: the thread pool that
+//! Running edgeseg's own kernels (int8 convolutions, `fastpath` ops) on tract's executor: the thread pool that
 //! `RunOptions::executor` installs (`threads` in the CLI and board config).
 
 use rayon::prelude::*;

@@ -1,0 +1,66 @@
+//! Faster equivalents of tract ops that tract 0.23 runs slowly on our models,
+//! swapped into the optimised graph before it is planned.
+//!
+//! Each replacement computes what the tract op computes, in the same order of
+//! float operations, so the values are tract's (the unit tests compare against
+//! tract's own `eval`); only the loops differ:
+//! - `Resize` (bilinear/cubic/nearest over H and W of an NCHW tensor): tract
+//!   re-plans both axes every call and resamples W one element at a time.
+//!   DeepLabV3+ spends 40 % of its time there.
+//! - `Softmax` over a non-trailing axis: tract walks it through ndarray views
+//!   one (outer, inner) position at a time. YOLOv8-seg's box decoding (softmax
+//!   over the 16 distance bins) spends a third of its time there.
+
+pub mod resize;
+pub mod softmax;
+
+use anyhow::Result;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::nn::{Resize, Softmax, SoftmaxKind};
+
+/// What `replace` swapped, by tract op name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FastpathReport {
+    pub resize: usize,
+    pub softmax: usize,
+}
+
+/// Whether the replacements are on (they are, unless `EDGESEG_FASTPATH=off`).
+pub fn enabled() -> bool {
+    !matches!(std::env::var("EDGESEG_FASTPATH").as_deref(), Ok("off") | Ok("0") | Ok("false"))
+}
+
+/// Swap every op of `model` that has a fast equivalent, in place. Ops whose
+/// shapes or types the equivalents do not cover stay as they are.
+pub fn replace(model: &mut TypedModel) -> Result<FastpathReport> {
+    let mut report = FastpathReport::default();
+    for id in 0..model.nodes().len() {
+        let node = model.node(id);
+        let owned: Vec<TypedFact> = model.node_input_facts(id)?.into_iter().cloned().collect();
+        let input_facts: Vec<&TypedFact> = owned.iter().collect();
+        let output_fact = model.outlet_fact(OutletId::new(id, 0)).ok().cloned();
+        let new: Option<Box<dyn TypedOp>> = if let Some(op) = node.op_as::<Resize>() {
+            let Some(output) = output_fact.as_ref() else { continue };
+            resize::FastResize::plan(op, &input_facts, output).map(|r| {
+                report.resize += 1;
+                Box::new(r) as Box<dyn TypedOp>
+            })
+        } else if let Some(op) = node.op_as::<Softmax>() {
+            (op.kind == SoftmaxKind::Softmax && op.quant_output_dt.is_none())
+                .then(|| softmax::AxisSoftmax::plan(&op.axes, input_facts[0]))
+                .flatten()
+                .map(|s| {
+                    report.softmax += 1;
+                    Box::new(s) as Box<dyn TypedOp>
+                })
+        } else {
+            None
+        };
+        if let Some(op) = new {
+            log::debug!("{}: {} replaced by {}", node.name, node.op().name(), op.name());
+            drop(input_facts);
+            model.node_mut(id).op = op;
+        }
+    }
+    Ok(report)
+}
