@@ -32,7 +32,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "kernel": crate::model::qdq::kernel::select().2,
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
-            "fastpath": {"resize": model.fastpath.resize, "softmax": model.fastpath.softmax},
+            "fastpath": {"resize": model.fastpath.resize, "softmax": model.fastpath.softmax, "quantize": model.fastpath.quantize},
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -86,8 +86,11 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
         }
     }
     let f = &model.fastpath;
-    if f.resize + f.softmax > 0 {
-        println!("fast ops     {} Resize and {} Softmax run by edgeseg's equivalents (same values as tract's; EDGESEG_FASTPATH=off for tract's own)", f.resize, f.softmax);
+    if f.resize + f.softmax + f.quantize > 0 {
+        println!(
+            "fast ops     {} Resize, {} Softmax and {} QuantizeLinear run by edgeseg's equivalents (same values as tract's; EDGESEG_FASTPATH=off for tract's own)",
+            f.resize, f.softmax, f.quantize
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

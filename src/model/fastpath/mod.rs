@@ -10,19 +10,25 @@
 //! - `Softmax` over a non-trailing axis: tract walks it through ndarray views
 //!   one (outer, inner) position at a time. YOLOv8-seg's box decoding (softmax
 //!   over the 16 distance bins) spends a third of its time there.
+//! - `QuantizeLinearU8` (Q nodes tract keeps between its own ops): scalar in
+//!   tract, 16 lanes at a time here.
 
+pub mod quantize;
 pub mod resize;
 pub mod softmax;
 
 use anyhow::Result;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::{Resize, Softmax, SoftmaxKind};
+use tract_onnx::tract_core::ops::quant::QuantizeLinearU8;
 
 /// What `replace` swapped, by tract op name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FastpathReport {
     pub resize: usize,
     pub softmax: usize,
+    pub quantize: usize,
 }
 
 /// Whether the replacements are on (they are, unless `EDGESEG_FASTPATH=off`).
@@ -53,6 +59,11 @@ pub fn replace(model: &mut TypedModel) -> Result<FastpathReport> {
                     report.softmax += 1;
                     Box::new(s) as Box<dyn TypedOp>
                 })
+        } else if let Some(q) = node.op_as::<ElementWiseOp>().and_then(|e| e.0.downcast_ref::<QuantizeLinearU8>()) {
+            quantize::FastQuantizeU8::plan(q.scale, q.zero_point, input_facts[0]).map(|q| {
+                report.quantize += 1;
+                Box::new(q) as Box<dyn TypedOp>
+            })
         } else {
             None
         };

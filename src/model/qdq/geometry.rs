@@ -58,7 +58,7 @@ impl ConvGeometry {
         let [sh, sw] = attrs.strides;
         let [dh, dw] = attrs.dilations;
         let [pt, pl, pb, pr] = attrs.pads;
-        ensure!(attrs.group >= 1 && cin % attrs.group == 0 && cout % attrs.group == 0, "group {} does not divide {cin} input and {cout} output channels", attrs.group);
+        ensure!(attrs.group >= 1 && cin.is_multiple_of(attrs.group) && cout.is_multiple_of(attrs.group), "group {} does not divide {cin} input and {cout} output channels", attrs.group);
         ensure!(kh >= 1 && kw >= 1 && sh >= 1 && sw >= 1 && dh >= 1 && dw >= 1, "kernel, strides and dilations must be positive");
         let hp = in_hw[0] + pt + pb;
         let wp = in_hw[1] + pl + pr;

@@ -74,6 +74,8 @@ impl Epilogue {
         };
         let v = if self.relu { v.max(0.0) } else { v };
         match self.hardswish {
+            // min then max, as tract's HardSigmoid chain (clamp would differ on NaN).
+            #[allow(clippy::manual_clamp)]
             Some((alpha, beta)) => v * (v * alpha + beta).min(1.0).max(0.0),
             None => v,
         }
