@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod graph_stats;
+pub mod heap;
 pub mod load;
 pub mod meta;
 pub mod parallel;
@@ -71,6 +72,7 @@ impl Model {
     /// Load a model whose matrix products run on `threads` threads.
     pub fn load_with_threads(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Model> {
         let threads = threads.max(1);
+        heap::retain_freed_tensors();
         let l = load::load(path, flags, threads)?;
         let model = Model {
             path: path.to_path_buf(),

@@ -21,6 +21,8 @@ mod op_tests;
 pub mod pack;
 pub mod rewrite;
 #[cfg(target_arch = "x86_64")]
+mod depthwise_x86;
+#[cfg(target_arch = "x86_64")]
 mod simd_x86;
 
 pub use geometry::ConvAttrs;

@@ -87,8 +87,14 @@ impl Epilogue {
 enum Weights {
     /// Any group count with several input channels per group: packed panels.
     Gemm(PackedWeights, Kernel, ActivationCode),
-    /// One input channel per group: `[cout][kh*kw]` and each row's sum.
-    Depthwise(Vec<i8>, Vec<i32>),
+    /// One input channel per group: `[cout][kh*kw]` and each row's sum, and
+    /// the VNNI kernel's tables where the CPU has it.
+    Depthwise {
+        w: Vec<i8>,
+        sums: Vec<i32>,
+        #[cfg(target_arch = "x86_64")]
+        vnni: Option<super::depthwise_x86::DepthwiseVnni>,
+    },
 }
 
 /// The weights and constants of one int8 convolution at one input size.
@@ -158,7 +164,14 @@ impl Int8ConvSpec {
             // be mostly zeros, a direct loop is faster. (A single-channel input with
             // many outputs, like a gray image's first layer, goes to the GEMM.)
             let sums = parts.weights.chunks_exact(taps).map(|r| r.iter().map(|&w| i32::from(w)).sum()).collect();
-            (Weights::Depthwise(parts.weights.to_vec(), sums), "depthwise (widening)")
+            #[cfg(target_arch = "x86_64")]
+            {
+                let vnni = if super::depthwise_x86::available() { super::depthwise_x86::DepthwiseVnni::new(&geom, parts.weights, cout) } else { None };
+                let name = if vnni.is_some() { "depthwise (avx512vnni, 4 taps per vpdpbusd)" } else { "depthwise (widening)" };
+                (Weights::Depthwise { w: parts.weights.to_vec(), sums, vnni }, name)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            (Weights::Depthwise { w: parts.weights.to_vec(), sums }, "depthwise (widening)")
         } else {
             let (k, code, name) = kernel::select();
             let groups = geom.attrs.group;
@@ -185,7 +198,9 @@ impl Int8ConvSpec {
     pub fn run(&self, x: &Channels, y: &mut [f32]) {
         match &self.weights {
             Weights::Gemm(packed, k, code) => self.run_gemm(x, y, packed, *k, *code),
-            Weights::Depthwise(w, sums) => self.run_depthwise(x, y, w, sums),
+            #[cfg(target_arch = "x86_64")]
+            Weights::Depthwise { vnni: Some(vnni), sums, .. } => self.run_depthwise_vnni(x, y, vnni, sums),
+            Weights::Depthwise { w, sums, .. } => self.run_depthwise(x, y, w, sums),
         }
     }
 
@@ -294,7 +309,7 @@ impl Int8ConvSpec {
                 plane.resize(g.hp * g.row_len + TILE, 0);
                 acc.resize(wo, 0);
                 offsets.resize(taps_at.len(), 0);
-                quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point);
+                quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point, false);
                 for o in c * multiplier..(c + 1) * multiplier {
                     let taps = &w[o * kh * kw..(o + 1) * kh * kw];
                     let correction = zp * sums[o];
@@ -303,6 +318,33 @@ impl Int8ConvSpec {
                     for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
                         offsets.iter_mut().zip(&taps_at).for_each(|(d, t)| *d = t + oy * sh * g.row_len);
                         self.depthwise_row(plane, offsets, taps, acc, correction, o, out);
+                    }
+                }
+            })
+        });
+    }
+
+    /// The depthwise convolution with the VNNI kernel (see `depthwise_x86`).
+    #[cfg(target_arch = "x86_64")]
+    fn run_depthwise_vnni(&self, x: &Channels, y: &mut [f32], vnni: &super::depthwise_x86::DepthwiseVnni, sums: &[i32]) {
+        let g = &self.geom;
+        let [kh, kw] = g.attrs.kernel;
+        let [ho, wo] = g.out_hw;
+        let multiplier = self.cout / g.cin;
+        let zp = i32::from(self.input.zero_point);
+        let y_ptr = SyncPtr(y.as_mut_ptr());
+        for_each(g.cin, g.hp * g.row_len * (1 + multiplier * kh * kw), |c| {
+            DEPTHWISE.with_borrow_mut(|(plane, _, _)| {
+                plane.resize(g.hp * g.row_len + super::depthwise_x86::SLACK, 0);
+                quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point, true);
+                for o in c * multiplier..(c + 1) * multiplier {
+                    let correction = zp * sums[o];
+                    // Safety: channel o's output plane belongs to this item alone.
+                    let out = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(o * ho * wo), ho * wo) };
+                    for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
+                        // Safety: `vnni` exists only where the CPU has the kernel's
+                        // features; the plane has the kernel's slack.
+                        unsafe { vnni.row(g, plane, o, oy, correction, self.mult[o], self.bias[o], &self.epilogue, out) };
                     }
                 }
             })

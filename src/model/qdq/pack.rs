@@ -148,12 +148,15 @@ fn deal_to_phases<const B: usize>(g: &ConvGeometry, first: usize, src: &[u8], ro
 
 /// Quantize one plane into a plain padded, phase-ordered `hp × row_len` byte plane
 /// (the depthwise kernels' layout).
-pub fn quantize_plane(g: &ConvGeometry, src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8) {
+///
+/// With `plain`, columns are stored in order whatever the stride (the VNNI
+/// depthwise kernel's layout).
+pub fn quantize_plane(g: &ConvGeometry, src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8, plain: bool) {
     let [h, w] = g.in_hw;
     let [pt, pl, _, _] = g.attrs.pads;
     let zp = f32::from(zero_point);
     dst.fill(zero_point);
-    let sw = g.attrs.strides[1];
+    let sw = if plain { 1 } else { g.attrs.strides[1] };
     #[cfg(target_arch = "x86_64")]
     let simd = super::simd_x86::available();
     let mut line_q = [0u8; 1024];

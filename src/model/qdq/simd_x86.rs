@@ -57,7 +57,7 @@ pub unsafe fn quantize_x4(lines: [Option<*const f32>; 4], n: usize, dst: *mut u8
 /// `epilogue((acc - correction) × mult + bias)` on 16 lanes.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn finish16(a: __m512i, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue) -> __m512 {
+pub(super) fn finish16(a: __m512i, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue) -> __m512 {
     let a = _mm512_sub_epi32(a, _mm512_set1_epi32(correction));
     let mut v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(mult)), _mm512_set1_ps(bias));
     if let Some(q) = epilogue.requantize {

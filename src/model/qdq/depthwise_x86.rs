@@ -1,0 +1,109 @@
+//! The depthwise convolution on AVX-512 VNNI: four horizontal taps per `vpdpbusd`.
+//!
+//! The input plane is stored plain (padded column `ix` at byte `ix`), not by
+//! stride phase. For 16 output pixels of one kernel row, one 64-byte load holds
+//! every byte they read; `vpermb` gathers each pixel's taps `kx = 4j .. 4j+3`
+//! (`ox·sw + kx·dw`) into one 32-bit lane, and one `vpdpbusd` multiplies them
+//! by those four weights (a missing fourth tap has weight 0). A 3×3 kernel takes
+//! 3 loads, 3 permutes and 3 dot products per 16 pixels instead of 9 widening
+//! multiplies and adds.
+
+use super::geometry::ConvGeometry;
+use super::op::Epilogue;
+use super::simd_x86::finish16;
+use std::arch::x86_64::*;
+
+/// Bytes a row read may run past the plane's last pixel.
+pub const SLACK: usize = 128;
+
+/// Whether the CPU has what this kernel uses.
+pub fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vbmi")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+/// The permutes and packed weights of one depthwise convolution.
+#[derive(Debug)]
+pub struct DepthwiseVnni {
+    /// Groups of 4 horizontal taps.
+    quads: usize,
+    /// Per quad: byte `4i + j` is where pixel `i` reads tap `4·quad + j`.
+    index: Vec<[u8; 64]>,
+    /// Per output channel, kernel row and quad: four weights as one i32.
+    weights: Vec<i32>,
+}
+
+impl DepthwiseVnni {
+    /// For this geometry, if 16 pixels' reads fit one 64-byte load.
+    pub fn new(g: &ConvGeometry, w: &[i8], cout: usize) -> Option<DepthwiseVnni> {
+        let [kh, kw] = g.attrs.kernel;
+        let sw = g.attrs.strides[1];
+        let dw = g.attrs.dilations[1];
+        if 15 * sw + (kw - 1) * dw >= 64 {
+            return None;
+        }
+        let quads = kw.div_ceil(4);
+        let index = (0..quads)
+            .map(|q| {
+                let mut idx = [0u8; 64];
+                for i in 0..16 {
+                    for j in 0..4 {
+                        let kx = 4 * q + j;
+                        // A tap past the kernel reads byte 0 with weight 0.
+                        idx[4 * i + j] = if kx < kw { (i * sw + kx * dw) as u8 } else { 0 };
+                    }
+                }
+                idx
+            })
+            .collect();
+        let mut weights = Vec::with_capacity(cout * kh * quads);
+        for o in 0..cout {
+            for ky in 0..kh {
+                for q in 0..quads {
+                    let b: [i8; 4] = std::array::from_fn(|j| if 4 * q + j < kw { w[(o * kh + ky) * kw + 4 * q + j] } else { 0 });
+                    weights.push(i32::from_ne_bytes(b.map(|v| v as u8)));
+                }
+            }
+        }
+        Some(DepthwiseVnni { quads, index, weights })
+    }
+
+    /// Output row `oy` of channel `o` from the plain padded `plane` (row stride
+    /// `g.row_len`), finished into `out` (`wo` floats).
+    ///
+    /// # Safety
+    /// `available()` is true; `plane` has `SLACK` readable bytes past its last row.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    pub unsafe fn row(&self, g: &ConvGeometry, plane: &[u8], o: usize, oy: usize, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: &mut [f32]) {
+        let kh = g.attrs.kernel[0];
+        let [sh, sw] = g.attrs.strides;
+        let dh = g.attrs.dilations[0];
+        let quads = self.quads;
+        let weights = &self.weights[o * kh * quads..(o + 1) * kh * quads];
+        let n = out.len();
+        let mut i = 0;
+        while i < n {
+            let mut acc = _mm512_setzero_si512();
+            for ky in 0..kh {
+                let at = (oy * sh + ky * dh) * g.row_len + i * sw;
+                debug_assert!(at + 64 <= plane.len());
+                // Safety: at most 64 bytes from `at`, inside the plane and its slack.
+                let v = unsafe { _mm512_loadu_si512(plane.as_ptr().add(at) as *const __m512i) };
+                for q in 0..quads {
+                    // Safety: the index table holds 64 bytes.
+                    let idx = unsafe { _mm512_loadu_si512(self.index[q].as_ptr() as *const __m512i) };
+                    let x = _mm512_permutexvar_epi8(idx, v);
+                    acc = _mm512_dpbusd_epi32(acc, x, _mm512_set1_epi32(weights[ky * quads + q]));
+                }
+            }
+            let k = (n - i).min(16);
+            let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+            // Safety: the mask keeps the store inside `out`.
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), mask, finish16(acc, correction, mult, bias, epilogue)) };
+            i += 16;
+        }
+    }
+}
