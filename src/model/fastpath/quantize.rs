@@ -4,7 +4,9 @@
 //! tract computes `clamp(round_ties_to_even(x × scale) + zp, 0, 255)` (its
 //! `scale` is ONNX's reciprocal) one scalar at a time; this does the same
 //! multiply and rounding 16 lanes at a time on AVX-512, so the bytes are the
-//! same (a NaN input gives 0 here, the zero point in tract).
+//! same, except where tract's own arithmetic goes wrong: a NaN gives 0 here
+//! (the zero point in tract), and `|x × scale| ≥ 2³¹` saturates here where
+//! tract's `i32` addition of the zero point overflows.
 
 use crate::model::parallel::{for_each, SyncPtr};
 use tract_onnx::prelude::*;
@@ -117,11 +119,16 @@ mod tests {
         let op = FastQuantizeU8 { scale: 1.0 / 0.037, zero_point: 113 };
         // Ties, saturation both ways, a tail past a multiple of 16.
         let mut xs: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.00371).collect();
-        xs.extend([0.5 * 0.037, 1.5 * 0.037, -2.5 * 0.037, 1e9, -1e9, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0]);
+        xs.extend([0.5 * 0.037, 1.5 * 0.037, -2.5 * 0.037, 1e3, -1e3, 1e7, -1e7, 0.0, -0.0]);
         let mut ys = vec![0u8; xs.len()];
         op.compute(&xs, &mut ys);
         for (x, y) in xs.iter().zip(&ys) {
             assert_eq!(*y, quantize_linear_f32_u8(*x, op.scale, 113), "x = {x}");
         }
+        // Past i32 (where tract's zero-point addition overflows): saturated.
+        let huge = [1e12f32, f32::INFINITY, -1e12, f32::NEG_INFINITY];
+        let mut ys = [0u8; 4];
+        op.compute(&huge, &mut ys);
+        assert_eq!(ys, [255, 255, 0, 0]);
     }
 }
