@@ -29,6 +29,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "requantize_fused": model.int8.requantize_fused,
                 "relu_fused": model.int8.relu_fused,
                 "hardswish_fused": model.int8.hardswish_fused,
+                "silu_fused": model.int8.silu_fused,
                 "kernel": crate::model::qdq::kernel::select().2,
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
@@ -74,12 +75,13 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     let r = &model.int8;
     if r.fused > 0 || !r.skipped.is_empty() {
         println!(
-            "int8         {} convolution(s) run by edgeseg's int8 kernels ({}), {} with the output's re-quantization and {} with a Relu and {} with a HardSwish fused",
+            "int8         {} convolution(s) run by edgeseg's int8 kernels ({}), {} with the output's re-quantization and {} with a Relu, {} with a HardSwish and {} with a SiLU fused",
             r.fused,
             crate::model::qdq::kernel::select().2,
             r.requantize_fused,
             r.relu_fused,
-            r.hardswish_fused
+            r.hardswish_fused,
+            r.silu_fused
         );
         for (node, why) in &r.skipped {
             println!("  in float: {node}: {why}");

@@ -67,6 +67,7 @@ fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn Infere
         epilogue: Epilogue {
             requantize,
             relu: node.get_attr::<i64>("relu")? != 0,
+            silu: node.get_attr_opt::<i64>("silu")?.unwrap_or(0) != 0,
             hardswish: match node.get_attr_opt::<f32>("hardswish_alpha")? {
                 Some(alpha) => Some((alpha, node.get_attr::<f32>("hardswish_beta")?)),
                 None => None,

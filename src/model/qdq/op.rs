@@ -63,6 +63,9 @@ pub struct Epilogue {
     /// The graph's `x · HardSigmoid(x)` (HardSwish), with HardSigmoid's
     /// `alpha` and `beta`, computed as tract does: `x · max(min(x·α + β, 1), 0)`.
     pub hardswish: Option<(f32, f32)>,
+    /// The graph's `x · Sigmoid(x)` (SiLU). The AVX-512 path's exp is within a
+    /// couple of ulps of libm's, not bit-equal.
+    pub silu: bool,
 }
 
 impl Epilogue {
@@ -73,11 +76,16 @@ impl Epilogue {
             None => v,
         };
         let v = if self.relu { v.max(0.0) } else { v };
-        match self.hardswish {
+        let v = match self.hardswish {
             // min then max, as tract's HardSigmoid chain (clamp would differ on NaN).
             #[allow(clippy::manual_clamp)]
             Some((alpha, beta)) => v * (v * alpha + beta).min(1.0).max(0.0),
             None => v,
+        };
+        if self.silu {
+            v * (1.0 / (1.0 + (-v).exp()))
+        } else {
+            v
         }
     }
 }
@@ -237,6 +245,7 @@ impl Int8ConvSpec {
             for_each(g.tiles.len(), TILE * 4 * g.k4() * g.cout, |ti| {
                 let p0 = g.tiles[ti];
                 let mut acc: Acc = [[0; TILE]; MR];
+                let mut done = [[0f32; TILE]; MR];
                 // Safety: outputs of different tiles are different pixels.
                 let y = unsafe { std::slice::from_raw_parts_mut(y_ptr.get(), y_len) };
                 for grp in 0..groups {
@@ -244,52 +253,64 @@ impl Int8ConvSpec {
                         // Safety: the tile's reads end before the buffer's slack does.
                         unsafe { k(x4_base.get().add(grp * group_bytes + 4 * p0), &g.offsets, packed.panel(grp, mp).as_ptr(), &mut acc) };
                         let rows = (cout_g - mp * MR).min(MR);
-                        for (r, a) in acc.iter().enumerate().take(rows) {
-                            let row = grp * cout_g + mp * MR + r;
-                            self.store(row, a, zp_eff * packed.row_sums[row], p0, y);
-                        }
+                        self.store_panel(grp * cout_g + mp * MR, rows, &acc, zp_eff, &packed.row_sums, p0, y, &mut done);
                     }
                 }
             });
         });
     }
 
-    /// Scale, bias and store one kernel row of one tile.
+    /// Scale, bias and store kernel rows `first .. first + rows` of one tile.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn store(&self, row: usize, acc: &[i32; TILE], correction: i32, p0: usize, y: &mut [f32]) {
+    fn store_panel(&self, first: usize, rows: usize, acc: &Acc, zp_eff: i32, row_sums: &[i32], p0: usize, y: &mut [f32], done: &mut [[f32; TILE]; MR]) {
         let g = &self.geom;
-        let mut done = [0f32; TILE];
-        self.finish(acc, correction, self.mult[row], self.bias[row], &mut done);
+        let corrections: [i32; MR] = std::array::from_fn(|r| if r < rows { zp_eff * row_sums[first + r] } else { 0 });
+        self.finish_rows(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], done);
         let wo = g.out_hw[1];
+        let plane = g.out_hw[0] * wo;
         match self.transpose {
-            None => {
-                let out = &mut y[row * g.out_hw[0] * wo..(row + 1) * g.out_hw[0] * wo];
-                g.tile_runs(p0, |lane, oy, ox, len| out[oy * wo + ox..oy * wo + ox + len].copy_from_slice(&done[lane..lane + len]));
-            }
+            None => g.tile_runs(p0, |lane, oy, ox, len| {
+                for (r, done) in done.iter().enumerate().take(rows) {
+                    let at = (first + r) * plane + oy * wo + ox;
+                    if len == TILE {
+                        // A whole tile in one row (the common case): a fixed-size
+                        // copy the compiler inlines, instead of a memmove call.
+                        let dst: &mut [f32; TILE] = (&mut y[at..at + TILE]).try_into().expect("TILE-long slice");
+                        *dst = *done;
+                    } else {
+                        y[at..at + len].copy_from_slice(&done[lane..lane + len]);
+                    }
+                }
+            }),
             Some([kh, kw]) => {
-                let (co, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
                 let (ho2, wo2) = (g.out_hw[0] * kh, wo * kw);
-                let out = &mut y[co * ho2 * wo2..(co + 1) * ho2 * wo2];
                 g.tile_runs(p0, |lane, oy, ox, len| {
-                    let line = &mut out[(oy * kh + ky) * wo2..(oy * kh + ky + 1) * wo2];
-                    for i in 0..len {
-                        line[(ox + i) * kw + kx] = done[lane + i];
+                    for (r, done) in done.iter().enumerate().take(rows) {
+                        let row = first + r;
+                        let (co, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
+                        let line = &mut y[co * ho2 * wo2 + (oy * kh + ky) * wo2..][..wo2];
+                        for i in 0..len {
+                            line[(ox + i) * kw + kx] = done[lane + i];
+                        }
                     }
                 });
             }
         }
     }
 
-    /// `epilogue((acc - correction) × mult + bias)` for a tile's row.
+    /// `epilogue((acc - correction) × mult + bias)` for a tile's rows.
     #[inline]
-    fn finish(&self, acc: &[i32; TILE], correction: i32, mult: f32, bias: f32, out: &mut [f32; TILE]) {
+    fn finish_rows(&self, acc: &Acc, rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], out: &mut [[f32; TILE]; MR]) {
         #[cfg(target_arch = "x86_64")]
         if self.simd {
             // Safety: `simd` is set only where the CPU has AVX-512 F.
-            return unsafe { super::simd_x86::finish(acc, correction, mult, bias, &self.epilogue, out) };
+            return unsafe { super::simd_x86::finish_rows(acc, rows, corrections, mult, bias, &self.epilogue, out) };
         }
-        for (o, &a) in out.iter_mut().zip(acc) {
-            *o = self.epilogue.apply((a - correction) as f32 * mult + bias);
+        for r in 0..rows {
+            for (o, &a) in out[r].iter_mut().zip(&acc[r]) {
+                *o = self.epilogue.apply((a - corrections[r]) as f32 * mult[r] + bias[r]);
+            }
         }
     }
 

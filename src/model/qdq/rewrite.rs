@@ -8,8 +8,8 @@
 //! b(int32) ─ DequantizeLinear ───────────┘
 //! ```
 //!
-//! becomes `x ─ EdgesegInt8Conv ─` (a `Mul(y, HardSigmoid(y))` on the output,
-//! i.e. HardSwish, is fused too), whose inputs are `x`, the int8 weights, one
+//! becomes `x ─ EdgesegInt8Conv ─` (a `Mul(y, HardSigmoid(y))` or
+//! `Mul(y, Sigmoid(y))` on the output, HardSwish or SiLU, is fused too), whose inputs are `x`, the int8 weights, one
 //! float scale per output channel and the float bias, and whose attributes carry
 //! the convolution's geometry, the input's quantization and the fused epilogue.
 //! ConvTranspose with kernel == stride is rewritten the same way. A convolution
@@ -33,6 +33,7 @@ pub struct RewriteReport {
     pub requantize_fused: usize,
     pub relu_fused: usize,
     pub hardswish_fused: usize,
+    pub silu_fused: usize,
     /// Convolutions left in float, with the reason.
     pub skipped: Vec<(String, String)>,
 }
@@ -58,7 +59,8 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport
                 report.fused += 1;
                 report.requantize_fused += plan.requantize.is_some() as usize;
                 report.relu_fused += plan.relu.is_some() as usize;
-                report.hardswish_fused += plan.hardswish.is_some() as usize;
+                report.hardswish_fused += matches!(plan.gate, Some(Gate::HardSwish(..))) as usize;
+                report.silu_fused += matches!(plan.gate, Some(Gate::Silu)) as usize;
                 apply(graph, index, plan);
             }
             Err(reason) => report.skipped.push((label, format!("{reason:#}"))),
@@ -153,7 +155,16 @@ struct Plan {
     renames: Vec<(String, String)>,
     requantize: Option<(f32, u8)>,
     relu: Option<()>,
-    hardswish: Option<(f32, f32)>,
+    gate: Option<Gate>,
+}
+
+/// `y · f(y)` after the output, fused.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Gate {
+    /// `Mul(y, HardSigmoid(y))`: HardSigmoid's (alpha, beta).
+    HardSwish(f32, f32),
+    /// `Mul(y, Sigmoid(y))`.
+    Silu,
 }
 
 fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
@@ -244,12 +255,12 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
             relu = Some(());
         }
     }
-    let mut hardswish = None;
+    let mut gate = None;
     if renames.is_empty() && relu.is_none() && !g.outputs.contains(out.as_str()) {
-        if let Some((params, gone, last)) = hardswish_after(g, &out) {
+        if let Some((found, gone, last)) = gate_after(g, &out) {
             remove.extend(gone);
             out = last;
-            hardswish = Some(params);
+            gate = Some(found);
         }
     }
 
@@ -269,9 +280,13 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
         attr_int("relu", relu.is_some() as i64),
         attr_int("inputs", xs.len() as i64),
     ];
-    if let Some((alpha, beta)) = hardswish {
-        attributes.push(attr_float("hardswish_alpha", alpha));
-        attributes.push(attr_float("hardswish_beta", beta));
+    match gate {
+        Some(Gate::HardSwish(alpha, beta)) => {
+            attributes.push(attr_float("hardswish_alpha", alpha));
+            attributes.push(attr_float("hardswish_beta", beta));
+        }
+        Some(Gate::Silu) => attributes.push(attr_int("silu", 1)),
+        None => {}
     }
     if let Some((s, z)) = requantize {
         attributes.push(attr_float("y_scale", s));
@@ -285,7 +300,7 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
         attribute: attributes,
         ..Default::default()
     };
-    Ok(Plan { node, new_initializers: vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)], remove, renames, requantize, relu, hardswish })
+    Ok(Plan { node, new_initializers: vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)], remove, renames, requantize, relu, gate })
 }
 
 /// The inputs of the `Concat` on the channel axis that produces `x`, when
@@ -300,15 +315,16 @@ fn concat_inputs(g: &GraphView, x: &str) -> Option<Vec<String>> {
     (on_channels && alone && inputs.len() > 1 && inputs.iter().all(|i| !g.initializer.contains_key(i.as_str()))).then_some(inputs)
 }
 
-/// `Mul(x, HardSigmoid(x))` (what exporters write for HardSwish) reading `x`
-/// and nothing else reading it: HardSigmoid's (alpha, beta), the two nodes'
-/// outputs (to remove) and the Mul's output.
-fn hardswish_after(g: &GraphView, x: &str) -> Option<((f32, f32), Vec<String>, String)> {
+/// `Mul(x, HardSigmoid(x))` (what exporters write for HardSwish) or
+/// `Mul(x, Sigmoid(x))` (SiLU) reading `x`, and nothing else reading it: the
+/// gate, the two nodes' outputs (to remove) and the Mul's output.
+fn gate_after(g: &GraphView, x: &str) -> Option<(Gate, Vec<String>, String)> {
     let consumers = g.consumers(x);
     let [a, b] = consumers else { return None };
+    let is_gate = |t: &str| t == "HardSigmoid" || t == "Sigmoid";
     let (hs, mul) = match (g.node(*a).op_type.as_str(), g.node(*b).op_type.as_str()) {
-        ("HardSigmoid", "Mul") => (g.node(*a), g.node(*b)),
-        ("Mul", "HardSigmoid") => (g.node(*b), g.node(*a)),
+        (t, "Mul") if is_gate(t) => (g.node(*a), g.node(*b)),
+        ("Mul", t) if is_gate(t) => (g.node(*b), g.node(*a)),
         _ => return None,
     };
     let h = hs.output.first()?;
@@ -317,7 +333,8 @@ fn hardswish_after(g: &GraphView, x: &str) -> Option<((f32, f32), Vec<String>, S
         return None;
     }
     let attr = |name: &str, default: f32| hs.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f);
-    Some(((attr("alpha", 0.2), attr("beta", 0.5)), vec![h.clone(), mul.output[0].clone()], mul.output[0].clone()))
+    let gate = if hs.op_type == "Sigmoid" { Gate::Silu } else { Gate::HardSwish(attr("alpha", 0.2), attr("beta", 0.5)) };
+    Some((gate, vec![h.clone(), mul.output[0].clone()], mul.output[0].clone()))
 }
 
 /// The float tensor the convolution quantizes, and how: either
