@@ -182,7 +182,7 @@ fn helper_loop(index: usize) {
         let idle_since = Instant::now();
         let epoch = loop {
             let e = job.epoch.load(SeqCst);
-            if e != seen && e % 2 == 1 {
+            if e != seen && !e.is_multiple_of(2) {
                 break e;
             }
             if idle_since.elapsed() < SPIN {
@@ -192,7 +192,7 @@ fn helper_loop(index: usize) {
             }
             me.parked.store(true, SeqCst);
             let e = job.epoch.load(SeqCst);
-            if e == seen || e % 2 == 0 {
+            if e == seen || e.is_multiple_of(2) {
                 thread::park_timeout(Duration::from_millis(100));
             }
             me.parked.store(false, SeqCst);

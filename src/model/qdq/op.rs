@@ -358,8 +358,8 @@ impl Int8ConvSpec {
             DEPTHWISE.with_borrow_mut(|(plane, _, _)| {
                 plane.resize(g.hp * g.row_len + super::depthwise_x86::SLACK, 0);
                 quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point, true);
-                for o in c * multiplier..(c + 1) * multiplier {
-                    let correction = zp * sums[o];
+                for (o, &sum) in sums.iter().enumerate().skip(c * multiplier).take(multiplier) {
+                    let correction = zp * sum;
                     // Safety: channel o's output plane belongs to this item alone.
                     let out = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(o * ho * wo), ho * wo) };
                     for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
