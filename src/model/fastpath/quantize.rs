@@ -6,7 +6,8 @@
 //! multiply and rounding 16 lanes at a time on AVX-512, so the bytes are the
 //! same, except where tract's own arithmetic goes wrong: a NaN gives 0 here
 //! (the zero point in tract), and `|x × scale| ≥ 2³¹` saturates here where
-//! tract's `i32` addition of the zero point overflows.
+//! tract's `i32` addition of the zero point overflows. The scalar fallback
+//! (other CPUs) saturates the same way.
 
 use crate::model::parallel::{for_each, SyncPtr};
 use tract_onnx::prelude::*;
@@ -38,9 +39,20 @@ impl FastQuantizeU8 {
             return unsafe { quantize_avx512(xs, ys, self.scale, self.zero_point) };
         }
         for (y, &x) in ys.iter_mut().zip(xs) {
-            *y = quantize_linear_f32_u8(x, self.scale, i32::from(self.zero_point));
+            *y = quantize_one(x, self.scale, self.zero_point);
         }
     }
+}
+
+/// tract's `quantize_linear_f32_u8` with the same saturation as the vector
+/// path: clamped before the conversion, so no `i32` overflow; NaN gives 0.
+fn quantize_one(x: f32, scale: f32, zero_point: u8) -> u8 {
+    let v = x * scale;
+    if v.is_nan() {
+        return 0;
+    }
+    let q = tract_onnx::prelude::round_ties_to_even(v.clamp(-1024.0, 1024.0)) as i32 + i32::from(zero_point);
+    q.clamp(0, 255) as u8
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -125,10 +137,15 @@ mod tests {
         for (x, y) in xs.iter().zip(&ys) {
             assert_eq!(*y, quantize_linear_f32_u8(*x, op.scale, 113), "x = {x}");
         }
-        // Past i32 (where tract's zero-point addition overflows): saturated.
-        let huge = [1e12f32, f32::INFINITY, -1e12, f32::NEG_INFINITY];
-        let mut ys = [0u8; 4];
+        // Past i32 (where tract's zero-point addition overflows): saturated,
+        // by the vector path and the scalar fallback alike.
+        let huge = [1e12f32, f32::INFINITY, -1e12, f32::NEG_INFINITY, f32::NAN];
+        let mut ys = [7u8; 5];
         op.compute(&huge, &mut ys);
-        assert_eq!(ys, [255, 255, 0, 0]);
+        assert_eq!(ys, [255, 255, 0, 0, 0]);
+        let scalar: Vec<u8> = huge.iter().chain(&xs).map(|&x| quantize_one(x, op.scale, 113)).collect();
+        let mut vector = vec![0u8; scalar.len()];
+        op.compute(&huge.iter().chain(&xs).copied().collect::<Vec<_>>(), &mut vector);
+        assert_eq!(scalar, vector);
     }
 }
