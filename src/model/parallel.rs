@@ -76,6 +76,8 @@ struct Helper {
 struct Crew {
     job: Job,
     helpers: Mutex<Vec<&'static Helper>>,
+    /// `helpers.len()`, readable without the lock.
+    started: AtomicUsize,
     /// One loop at a time; a second caller runs its loop alone.
     submit: Mutex<()>,
 }
@@ -94,6 +96,7 @@ fn crew() -> &'static Crew {
             panicked: AtomicBool::new(false),
         },
         helpers: Mutex::new(Vec::new()),
+        started: AtomicUsize::new(0),
         submit: Mutex::new(()),
     })
 }
@@ -113,7 +116,7 @@ impl Crew {
         if HELPER_INDEX.get().is_some() {
             return (0..n).for_each(f);
         }
-        let crew = self.ensure(helpers);
+        self.ensure(helpers);
         let job = &self.job;
         let body: Body = f;
         job.f.store(&body as *const Body as usize, SeqCst);
@@ -123,7 +126,8 @@ impl Crew {
         job.wanted.store(helpers, SeqCst);
         job.panicked.store(false, SeqCst);
         job.epoch.fetch_add(1, SeqCst); // open (odd)
-        for h in crew.iter().take(helpers) {
+        // Poisoning cannot leave the list inconsistent (pushes are whole).
+        for h in self.helpers.lock().unwrap_or_else(|e| e.into_inner()).iter().take(helpers) {
             if h.parked.load(SeqCst) {
                 h.thread.unpark();
             }
@@ -139,8 +143,12 @@ impl Crew {
         assert!(!job.panicked.load(SeqCst), "a parallel loop body panicked on a helper thread");
     }
 
-    /// At least `count` helpers started; the started ones.
-    fn ensure(&'static self, count: usize) -> Vec<&'static Helper> {
+    /// At least `count` helpers started (once; later calls only compare a count,
+    /// so the frame loop neither locks nor allocates here).
+    fn ensure(&'static self, count: usize) {
+        if self.started.load(SeqCst) >= count {
+            return;
+        }
         // Poisoning cannot leave the list inconsistent (pushes are whole).
         let mut list = self.helpers.lock().unwrap_or_else(|e| e.into_inner());
         while list.len() < count {
@@ -150,7 +158,7 @@ impl Crew {
             let helper: &'static Helper = Box::leak(Box::new(Helper { thread: handle.thread().clone(), parked: AtomicBool::new(false) }));
             list.push(helper);
         }
-        list.clone()
+        self.started.store(list.len(), SeqCst);
     }
 }
 

@@ -12,7 +12,6 @@
 use crate::model::parallel::{for_each, SyncPtr};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::quant::quantize_linear_f32_u8;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -44,7 +43,7 @@ impl FastQuantizeU8 {
     }
 }
 
-/// tract's `quantize_linear_f32_u8` with the same saturation as the vector
+/// tract's `ops::quant::quantize_linear_f32_u8` with the same saturation as the vector
 /// path: clamped before the conversion, so no `i32` overflow; NaN gives 0.
 fn quantize_one(x: f32, scale: f32, zero_point: u8) -> u8 {
     let v = x * scale;
@@ -125,6 +124,7 @@ impl TypedOp for FastQuantizeU8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_onnx::tract_core::ops::quant::quantize_linear_f32_u8;
 
     #[test]
     fn same_bytes_as_tract() {
