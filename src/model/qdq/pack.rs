@@ -130,14 +130,14 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
 
 /// Store the `B`-byte slots of padded columns `first..` (in column order, in
 /// `src`) at their places in a phase-ordered `row` (see `ConvGeometry::column_slot`),
-/// stepping the phase and slot instead of dividing for every column.
+/// one strided run per phase instead of a division for every column.
 fn deal_to_phases<const B: usize>(g: &ConvGeometry, first: usize, src: &[u8], row: &mut [u8]) {
     let sw = g.attrs.strides[1];
     let n = src.len() / B;
     // Columns first + k, first + k + sw, ... share a phase and take consecutive slots.
     for k in 0..sw.min(n) {
         let c = first + k;
-        let start = B * ((c % sw) * g.wq + c / sw);
+        let start = B * g.column_slot(c);
         let count = (n - k).div_ceil(sw);
         let dst = &mut row[start..start + B * count];
         for (d, s) in dst.chunks_exact_mut(B).zip(src[B * k..].chunks(B * sw)) {
