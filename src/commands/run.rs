@@ -72,10 +72,13 @@ pub fn build_parts(loaded: Loaded) -> Result<(Parts, Options)> {
     }
     let mut trigger: Option<Box<dyn Trigger>> = None;
     if let Some(c) = &config.sinks.gpio {
-        sinks.push(Box::new(GpioSink::open(c).context("key [sinks.gpio]")?));
+        // The trigger line is requested before the sink sets the ready line: from its request
+        // on, the kernel queues every edge, so a PLC that fires as soon as it sees "ready"
+        // cannot lose its first trigger in between.
         if let Some(t) = TriggerInput::open(c).context("key sinks.gpio.trigger_line")? {
             trigger = Some(Box::new(t));
         }
+        sinks.push(Box::new(GpioSink::open(c).context("key [sinks.gpio]")?));
     }
     if config.pipeline.mode == crate::config::Mode::Trigger && trigger.is_none() {
         anyhow::bail!(
