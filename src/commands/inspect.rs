@@ -33,6 +33,15 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "kernel": crate::model::qdq::kernel::select().2,
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
+            "f32_rewrite": {
+                "convolutions": model.f32conv.fused,
+                "depthwise": model.f32conv.depthwise,
+                "relu_fused": model.f32conv.relu_fused,
+                "hardswish_fused": model.f32conv.hardswish_fused,
+                "silu_fused": model.f32conv.silu_fused,
+                "concat_fused": model.f32conv.concat_fused,
+                "left_to_tract": model.f32conv.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
+            },
             "fastpath": {"resize": model.fastpath.resize, "softmax": model.fastpath.softmax, "quantize": model.fastpath.quantize},
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -85,6 +94,16 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
         );
         for (node, why) in &r.skipped {
             println!("  in float: {node}: {why}");
+        }
+    }
+    let c = &model.f32conv;
+    if c.fused > 0 {
+        println!(
+            "float conv   {} convolution(s) run by edgeseg's AVX-512 float kernels ({} depthwise), {} with a Relu, {} with a HardSwish, {} with a SiLU and {} with their input Concat fused (EDGESEG_FCONV=off for tract's own)",
+            c.fused, c.depthwise, c.relu_fused, c.hardswish_fused, c.silu_fused, c.concat_fused
+        );
+        for (node, why) in &c.skipped {
+            println!("  with tract: {node}: {why}");
         }
     }
     let f = &model.fastpath;

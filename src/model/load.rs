@@ -22,6 +22,8 @@ pub struct Loaded {
     pub opset: i64,
     /// What the int8 rewrite did (all zero for float models).
     pub int8: super::qdq::RewriteReport,
+    /// What the float-convolution rewrite did (all zero where it is off).
+    pub f32conv: super::fconv::FloatRewriteReport,
     /// Which slow tract ops were swapped for edgeseg's equivalents.
     pub fastpath: super::fastpath::FastpathReport,
 }
@@ -38,6 +40,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
     })?;
     let mut onnx = tract_onnx::onnx();
     super::qdq::register(&mut onnx);
+    super::fconv::register(&mut onnx);
     let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| {
         anyhow::anyhow!(
             "{shown} is not an ONNX model (protobuf decoding failed: {e}); fix: pass a .onnx file, \
@@ -63,6 +66,20 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
             report
         }
         _ => super::qdq::RewriteReport::default(),
+    };
+    // The float convolutions left (all of a float model's; an int8 model's first
+    // layers where they are not quantized).
+    let f32conv = match proto.graph.as_mut() {
+        Some(graph) if super::fconv::enabled() => {
+            let provider = onnx.provider.clone();
+            let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
+            let report = super::fconv::rewrite(graph, &resolve).with_context(|| format!("{shown}: rewriting float convolutions"))?;
+            for (conv, why) in &report.skipped {
+                log::debug!("{shown}: {conv} stays with tract's float convolution: {why}");
+            }
+            report
+        }
+        _ => super::fconv::FloatRewriteReport::default(),
     };
     let model = onnx.model_for_proto_model(&proto).map_err(|e| {
         anyhow::anyhow!(
@@ -128,7 +145,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         ..Default::default()
     };
     let plan = typed.into_runnable_with_options(&options).with_context(|| format!("{shown}: building the execution plan"))?;
-    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, int8, fastpath })
+    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, int8, f32conv, fastpath })
 }
 
 /// The tract settings edgeseg plans with, unless the environment sets them.

@@ -7,6 +7,7 @@ pub mod load;
 pub mod meta;
 pub mod parallel;
 pub mod fastpath;
+pub mod fconv;
 pub mod pixels;
 pub mod preprocess;
 pub mod profile;
@@ -40,6 +41,8 @@ pub struct Model {
     pub threads: usize,
     /// Convolutions the int8 rewrite took over, and those it left in float.
     pub int8: qdq::RewriteReport,
+    /// Float convolutions edgeseg's own kernels took over (x86-64 with AVX-512 F).
+    pub f32conv: fconv::FloatRewriteReport,
     /// Which slow tract ops run as edgeseg's bit-identical equivalents.
     pub fastpath: fastpath::FastpathReport,
     plan: Arc<TypedRunnableModel>,
@@ -83,6 +86,7 @@ impl Model {
             opset: l.opset,
             threads,
             int8: l.int8,
+            f32conv: l.f32conv,
             fastpath: l.fastpath,
             plan: l.plan,
         };

@@ -17,13 +17,13 @@ pub mod geometry;
 pub mod kernel;
 pub mod op;
 #[cfg(test)]
-mod op_tests;
+pub(crate) mod op_tests;
 pub mod pack;
 pub mod rewrite;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_x86;
 #[cfg(target_arch = "x86_64")]
-mod simd_x86;
+pub(crate) mod simd_x86;
 
 pub use geometry::ConvAttrs;
 pub use rewrite::{rewrite, RewriteReport};

@@ -42,7 +42,7 @@ impl<'a> Channels<'a> {
     }
 
     /// Channel `c`'s `h × w` plane.
-    fn plane(&self, mut c: usize) -> &'a [f32] {
+    pub(crate) fn plane(&self, mut c: usize) -> &'a [f32] {
         for &(x, n) in &self.parts {
             if c < n {
                 return &x[c * self.plane..(c + 1) * self.plane];
@@ -267,24 +267,10 @@ impl Int8ConvSpec {
         let g = &self.geom;
         let corrections: [i32; MR] = std::array::from_fn(|r| if r < rows { zp_eff * row_sums[first + r] } else { 0 });
         self.finish_rows(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], done);
-        let wo = g.out_hw[1];
-        let plane = g.out_hw[0] * wo;
         match self.transpose {
-            None => g.tile_runs(p0, |lane, oy, ox, len| {
-                for (r, done) in done.iter().enumerate().take(rows) {
-                    let at = (first + r) * plane + oy * wo + ox;
-                    if len == TILE {
-                        // A whole tile in one row (the common case): a fixed-size
-                        // copy the compiler inlines, instead of a memmove call.
-                        let dst: &mut [f32; TILE] = (&mut y[at..at + TILE]).try_into().expect("TILE-long slice");
-                        *dst = *done;
-                    } else {
-                        y[at..at + len].copy_from_slice(&done[lane..lane + len]);
-                    }
-                }
-            }),
+            None => store_tile_rows(g, first, rows, p0, done, y),
             Some([kh, kw]) => {
-                let (ho2, wo2) = (g.out_hw[0] * kh, wo * kw);
+                let (ho2, wo2) = (g.out_hw[0] * kh, g.out_hw[1] * kw);
                 g.tile_runs(p0, |lane, oy, ox, len| {
                     for (r, done) in done.iter().enumerate().take(rows) {
                         let row = first + r;
@@ -393,6 +379,26 @@ impl Int8ConvSpec {
             *d = self.epilogue.apply((a - correction) as f32 * mult + bias);
         }
     }
+}
+
+/// Store the finished rows `first .. first + rows` of the tile at `p0` into the
+/// `[cout, ho, wo]` output `y`.
+pub(crate) fn store_tile_rows(g: &ConvGeometry, first: usize, rows: usize, p0: usize, done: &[[f32; TILE]; MR], y: &mut [f32]) {
+    let wo = g.out_hw[1];
+    let plane = g.out_hw[0] * wo;
+    g.tile_runs(p0, |lane, oy, ox, len| {
+        for (r, done) in done.iter().enumerate().take(rows) {
+            let at = (first + r) * plane + oy * wo + ox;
+            if len == TILE {
+                // A whole tile in one row (the common case): a fixed-size
+                // copy the compiler inlines, instead of a memmove call.
+                let dst: &mut [f32; TILE] = (&mut y[at..at + TILE]).try_into().expect("TILE-long slice");
+                *dst = *done;
+            } else {
+                y[at..at + len].copy_from_slice(&done[lane..lane + len]);
+            }
+        }
+    });
 }
 
 thread_local! {

@@ -6,14 +6,16 @@ use super::geometry::ConvAttrs;
 use super::op::{Channels, Epilogue, Int8ConvParts, Int8ConvSpec, QuantParams};
 use super::pack::quantize;
 
-struct Lcg(u32);
+/// A small deterministic generator for test data (the float convolution tests use it too).
+pub(crate) struct Lcg(pub u32);
 
 impl Lcg {
-    fn next(&mut self) -> u32 {
+    pub fn next(&mut self) -> u32 {
         self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         self.0 >> 8
     }
-    fn unit(&mut self) -> f32 {
+    /// Uniform in [-1, 1].
+    pub fn unit(&mut self) -> f32 {
         (self.next() % 20_001) as f32 / 10_000.0 - 1.0
     }
 }

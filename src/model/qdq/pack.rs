@@ -114,7 +114,7 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
                 scratch.resize(4 * w, 0);
                 // Safety: as above, into a scratch row of w slots.
                 unsafe { super::simd_x86::quantize_x4(ptrs, w, scratch.as_mut_ptr(), scale, zero_point, xor) };
-                deal_to_phases::<4>(g, pl, &scratch, row);
+                deal_to_phases::<u8, 4>(g, pl, &scratch, row);
             }
             continue;
         }
@@ -128,10 +128,10 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
     }
 }
 
-/// Store the `B`-byte slots of padded columns `first..` (in column order, in
+/// Store the `B`-element slots of padded columns `first..` (in column order, in
 /// `src`) at their places in a phase-ordered `row` (see `ConvGeometry::column_slot`),
 /// one strided run per phase instead of a division for every column.
-fn deal_to_phases<const B: usize>(g: &ConvGeometry, first: usize, src: &[u8], row: &mut [u8]) {
+pub(crate) fn deal_to_phases<T: Copy, const B: usize>(g: &ConvGeometry, first: usize, src: &[T], row: &mut [T]) {
     let sw = g.attrs.strides[1];
     let n = src.len() / B;
     // Columns first + k, first + k + sw, ... share a phase and take consecutive slots.
@@ -188,7 +188,7 @@ pub fn quantize_plane(g: &ConvGeometry, src: &[f32], dst: &mut [u8], scale: f32,
             }
             #[cfg(not(target_arch = "x86_64"))]
             q.iter_mut().zip(piece).for_each(|(d, &x)| *d = quantize(x, scale, zp));
-            deal_to_phases::<1>(g, pl + start, q, row);
+            deal_to_phases::<u8, 1>(g, pl + start, q, row);
         }
     }
 }

@@ -61,7 +61,7 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport
                 report.relu_fused += plan.relu.is_some() as usize;
                 report.hardswish_fused += matches!(plan.gate, Some(Gate::HardSwish(..))) as usize;
                 report.silu_fused += matches!(plan.gate, Some(Gate::Silu)) as usize;
-                apply(graph, index, plan);
+                apply(graph, index, plan.replacement);
             }
             Err(reason) => report.skipped.push((label, format!("{reason:#}"))),
         }
@@ -70,7 +70,7 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport
     Ok(report)
 }
 
-fn node_label(n: &NodeProto) -> String {
+pub(crate) fn node_label(n: &NodeProto) -> String {
     if n.name.is_empty() {
         format!("{} -> {}", n.op_type, n.output.first().map_or("?", |s| s.as_str()))
     } else {
@@ -79,16 +79,16 @@ fn node_label(n: &NodeProto) -> String {
 }
 
 /// Producers, consumers and initializers by tensor name.
-struct GraphView<'g> {
+pub(crate) struct GraphView<'g> {
     graph: &'g GraphProto,
-    producer: HashMap<&'g str, usize>,
+    pub producer: HashMap<&'g str, usize>,
     consumers: HashMap<&'g str, Vec<usize>>,
-    initializer: HashMap<&'g str, &'g TensorProto>,
-    outputs: HashSet<&'g str>,
+    pub initializer: HashMap<&'g str, &'g TensorProto>,
+    pub outputs: HashSet<&'g str>,
 }
 
 impl<'g> GraphView<'g> {
-    fn new(graph: &'g GraphProto) -> GraphView<'g> {
+    pub fn new(graph: &'g GraphProto) -> GraphView<'g> {
         let mut producer = HashMap::new();
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
@@ -102,7 +102,7 @@ impl<'g> GraphView<'g> {
         GraphView { graph, producer, consumers, initializer, outputs }
     }
 
-    fn node(&self, i: usize) -> &'g NodeProto {
+    pub fn node(&self, i: usize) -> &'g NodeProto {
         &self.graph.node[i]
     }
 
@@ -113,11 +113,11 @@ impl<'g> GraphView<'g> {
         Ok(n)
     }
 
-    fn consumers(&self, tensor: &str) -> &[usize] {
+    pub fn consumers(&self, tensor: &str) -> &[usize] {
         self.consumers.get(tensor).map_or(&[], |v| v.as_slice())
     }
 
-    fn constant(&self, name: &str, resolve: Resolve) -> Result<Tensor> {
+    pub fn constant(&self, name: &str, resolve: Resolve) -> Result<Tensor> {
         let t = self.initializer.get(name).with_context(|| format!("{name} is not an initializer"))?;
         resolve(t).map_err(|e| anyhow::anyhow!("{e:#}")).with_context(|| format!("reading initializer {name}"))
     }
@@ -145,14 +145,19 @@ impl<'g> GraphView<'g> {
     }
 }
 
+/// What replaces one convolution in the graph.
+pub(crate) struct Replacement {
+    pub node: NodeProto,
+    pub new_initializers: Vec<TensorProto>,
+    /// Nodes that belong to this convolution alone and go with it (by first output).
+    pub remove: Vec<String>,
+    /// Tensor renames for the remaining nodes and the graph outputs.
+    pub renames: Vec<(String, String)>,
+}
+
 /// One convolution's rewrite.
 struct Plan {
-    node: NodeProto,
-    new_initializers: Vec<TensorProto>,
-    /// Nodes that belong to this convolution alone and go with it (by first output).
-    remove: Vec<String>,
-    /// Tensor renames for the remaining nodes and the graph outputs.
-    renames: Vec<(String, String)>,
+    replacement: Replacement,
     requantize: Option<(f32, u8)>,
     relu: Option<()>,
     gate: Option<Gate>,
@@ -160,7 +165,7 @@ struct Plan {
 
 /// `y · f(y)` after the output, fused.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Gate {
+pub(crate) enum Gate {
     /// `Mul(y, HardSigmoid(y))`: HardSigmoid's (alpha, beta).
     HardSwish(f32, f32),
     /// `Mul(y, Sigmoid(y))`.
@@ -171,7 +176,7 @@ fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
 }
 
-fn int(node: &NodeProto, name: &str) -> Option<i64> {
+pub(crate) fn int(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
@@ -245,23 +250,13 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
             out = first;
         }
     }
-    let mut relu = None;
+    let (mut relu, mut gate) = (None, None);
     if renames.is_empty() {
-        let consumers = g.consumers(&out);
-        if consumers.len() == 1 && !g.outputs.contains(out.as_str()) && g.node(consumers[0]).op_type == "Relu" {
-            let r = g.node(consumers[0]);
-            remove.push(r.output[0].clone());
-            out = r.output[0].clone();
-            relu = Some(());
-        }
-    }
-    let mut gate = None;
-    if renames.is_empty() && relu.is_none() && !g.outputs.contains(out.as_str()) {
-        if let Some((found, gone, last)) = gate_after(g, &out) {
-            remove.extend(gone);
-            out = last;
-            gate = Some(found);
-        }
+        let activation = activation_after(g, &out);
+        relu = activation.relu.then_some(());
+        gate = activation.gate;
+        remove.extend(activation.remove);
+        out = activation.output;
     }
 
     let base = if conv.name.is_empty() { conv.output[0].clone() } else { conv.name.clone() };
@@ -300,14 +295,47 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
         attribute: attributes,
         ..Default::default()
     };
-    Ok(Plan { node, new_initializers: vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)], remove, renames, requantize, relu, gate })
+    let new_initializers = vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)];
+    Ok(Plan { replacement: Replacement { node, new_initializers, remove, renames }, requantize, relu, gate })
+}
+
+/// The activation a convolution's output `out` goes through, when nothing else reads it.
+pub(crate) struct Activation {
+    pub relu: bool,
+    pub gate: Option<Gate>,
+    /// The activation's nodes (by first output), which go with the convolution.
+    pub remove: Vec<String>,
+    /// The activation's output (`out` itself when there is none).
+    pub output: String,
+}
+
+/// A `Relu`, a `HardSwish`, or else a HardSwish or SiLU gate written out, that alone reads `out`.
+pub(crate) fn activation_after(g: &GraphView, out: &str) -> Activation {
+    let none = Activation { relu: false, gate: None, remove: vec![], output: out.to_string() };
+    if g.outputs.contains(out) {
+        return none;
+    }
+    let consumers = g.consumers(out);
+    if consumers.len() == 1 && g.node(consumers[0]).op_type == "Relu" {
+        let r = &g.node(consumers[0]).output[0];
+        return Activation { relu: true, gate: None, remove: vec![r.clone()], output: r.clone() };
+    }
+    if consumers.len() == 1 && g.node(consumers[0]).op_type == "HardSwish" {
+        // ONNX HardSwish is x · HardSigmoid(x) with alpha 1/6, beta 1/2.
+        let r = &g.node(consumers[0]).output[0];
+        return Activation { relu: false, gate: Some(Gate::HardSwish(1.0 / 6.0, 0.5)), remove: vec![r.clone()], output: r.clone() };
+    }
+    match gate_after(g, out) {
+        Some((gate, remove, output)) => Activation { relu: false, gate: Some(gate), remove, output },
+        None => none,
+    }
 }
 
 /// The inputs of the `Concat` on the channel axis that produces `x`, when
 /// nothing else reads `x`: the convolution quantizes each of them into its
 /// input copy directly (the same integers as quantizing `x`), and the Concat
 /// goes once no node reads it.
-fn concat_inputs(g: &GraphView, x: &str) -> Option<Vec<String>> {
+pub(crate) fn concat_inputs(g: &GraphView, x: &str) -> Option<Vec<String>> {
     let concat = g.node(*g.producer.get(x)?);
     let on_channels = concat.op_type == "Concat" && int(concat, "axis") == Some(1);
     let alone = g.consumers(x).len() == 1 && !g.outputs.contains(x);
@@ -380,14 +408,14 @@ fn dequantize_constant(g: &GraphView, dq: &NodeProto, resolve: Resolve) -> Resul
 }
 
 /// A constant's elements, converted to `T`.
-fn values<T: Datum>(t: &Tensor) -> Result<Vec<T>> {
+pub(crate) fn values<T: Datum>(t: &Tensor) -> Result<Vec<T>> {
     let tract = |e: TractError| anyhow::anyhow!("{e}");
     let cast = t.cast_to::<T>().map_err(tract)?;
     let plain = cast.try_as_plain_ram().map_err(tract)?;
     Ok(plain.as_slice::<T>().map_err(tract)?.to_vec())
 }
 
-fn conv_attrs(conv: &NodeProto, w_shape: &[usize], transpose: bool) -> Result<super::ConvAttrs> {
+pub(crate) fn conv_attrs(conv: &NodeProto, w_shape: &[usize], transpose: bool) -> Result<super::ConvAttrs> {
     let kernel = positive(&ints(conv, "kernel_shape").unwrap_or(vec![w_shape[2] as i64, w_shape[3] as i64]), "kernel_shape")?;
     ensure!(kernel == [w_shape[2], w_shape[3]], "kernel_shape {kernel:?} does not match the weights");
     let strides = positive(&ints(conv, "strides").unwrap_or(vec![1, 1]), "strides")?;
@@ -415,11 +443,13 @@ fn conv_attrs(conv: &NodeProto, w_shape: &[usize], transpose: bool) -> Result<su
     })
 }
 
-fn apply(graph: &mut GraphProto, index: usize, plan: Plan) {
+/// Put `plan` in place of node `index`.
+pub(crate) fn apply(graph: &mut GraphProto, index: usize, plan: Replacement) {
     graph.node[index] = plan.node;
     graph.initializer.extend(plan.new_initializers);
     let gone: HashSet<String> = plan.remove.into_iter().collect();
-    graph.node.retain(|n| n.op_type == OP_TYPE || !n.output.first().is_some_and(|o| gone.contains(o)));
+    // Rewritten nodes (ours all start with "Edgeseg") may carry a removed node's output name.
+    graph.node.retain(|n| n.op_type.starts_with("Edgeseg") || !n.output.first().is_some_and(|o| gone.contains(o)));
     for (from, to) in &plan.renames {
         for n in graph.node.iter_mut() {
             n.input.iter_mut().filter(|i| *i == from).for_each(|i| *i = to.clone());
@@ -433,7 +463,7 @@ fn apply(graph: &mut GraphProto, index: usize, plan: Plan) {
 /// Drop Quantize/DequantizeLinear nodes nothing reads any more (the inputs'
 /// pairs and the weights' dequantization of fused convolutions), and the
 /// Concats that fused convolutions read through.
-fn remove_dead_quantization(graph: &mut GraphProto) {
+pub(crate) fn remove_dead_quantization(graph: &mut GraphProto) {
     loop {
         let used: HashSet<String> = graph.node.iter().flat_map(|n| n.input.iter().cloned()).chain(graph.output.iter().map(|o| o.name.clone())).collect();
         let before = graph.node.len();
@@ -444,18 +474,18 @@ fn remove_dead_quantization(graph: &mut GraphProto) {
     }
 }
 
-fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
+pub(crate) fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.iter().map(|&x| x as i64).collect(), ..Default::default() }
 }
 
-fn attr_int(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn attr_int(name: &str, v: i64) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
-fn attr_float(name: &str, v: f32) -> AttributeProto {
+pub(crate) fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
 }
 
-fn float_tensor(name: &str, v: Vec<f32>) -> TensorProto {
+pub(crate) fn float_tensor(name: &str, v: Vec<f32>) -> TensorProto {
     TensorProto { name: name.into(), dims: vec![v.len() as i64], data_type: DataType::Float as i32, float_data: v, ..Default::default() }
 }

@@ -66,6 +66,14 @@ pub(super) fn finish16(a: __m512i, correction: i32, mult: f32, bias: f32, epilog
         let zp = _mm512_set1_epi32(i32::from(q.zero_point));
         v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(quantize16(v, s, zp), zp)), s);
     }
+    activate16(v, epilogue)
+}
+
+/// The epilogue's activation (Relu, HardSwish, SiLU) on 16 lanes; the float
+/// convolutions (`crate::model::fconv`) share it.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn activate16(mut v: __m512, epilogue: &Epilogue) -> __m512 {
     if epilogue.relu {
         v = _mm512_max_ps(v, _mm512_setzero_ps());
     }

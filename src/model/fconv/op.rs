@@ -1,0 +1,293 @@
+//! `F32Conv`: a tract op that computes a float convolution with edgeseg's kernels.
+//!
+//! The layout is the int8 convolutions' (`crate::model::qdq::geometry`) with one
+//! float per channel instead of four bytes per block of four: each input channel
+//! is copied once per call into a zero-padded plane whose columns are stored by
+//! stride phase, so that output pixel `p` of reduction step `t` (one channel × one
+//! tap) reads `x[p + offsets[t]]`, and a tile of 32 output pixels reads 32
+//! consecutive floats per step: no im2col copy, and the kernel (`kernel_x86`) keeps
+//! 8 output channels × 32 pixels of sums in registers. Depthwise convolutions run
+//! one output row at a time on their channel's padded plane.
+
+use super::kernel_x86 as kernel;
+use crate::model::parallel::{for_each, SyncPtr};
+use crate::model::qdq::geometry::{ConvAttrs, ConvGeometry, TILE};
+use crate::model::qdq::op::{store_tile_rows, Channels, Epilogue};
+use crate::model::qdq::pack::{deal_to_phases, MR};
+use std::cell::RefCell;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+/// Floats a dense tile reads past the last input plane.
+const DENSE_SLACK: usize = TILE + 16;
+
+#[derive(Debug)]
+enum Weights {
+    /// Panels of `MR` output channels: `[panel][step][MR]`, rows past `cout` zero.
+    Dense { panels: Vec<f32>, panel_len: usize },
+    /// `[cout][kh × kw]`; output channel `o` reads input channel `o / multiplier`.
+    Depthwise { w: Vec<f32>, multiplier: usize },
+}
+
+/// What the graph rewrite hands over for one convolution.
+pub struct F32ConvParts<'a> {
+    pub attrs: ConvAttrs,
+    /// `[cout, cin / group, kh, kw]`.
+    pub weights: &'a [f32],
+    pub weight_shape: [usize; 4],
+    pub bias: &'a [f32],
+    pub epilogue: Epilogue,
+}
+
+/// The weights and layout of one float convolution at one input size.
+#[derive(Debug)]
+pub struct F32ConvSpec {
+    geom: ConvGeometry,
+    /// Float offset of each reduction step from an output pixel's slot.
+    offsets: Vec<usize>,
+    /// Floats of one padded input plane.
+    plane_len: usize,
+    /// Floats from one dense plane to the next (see `plane_stride`).
+    plane_stride: usize,
+    /// For each tile of `geom.tiles`: `Some(h)` when only its half `h` (16 pixels) holds output pixels.
+    half_tiles: Vec<Option<usize>>,
+    weights: Weights,
+    bias: Vec<f32>,
+    epilogue: Epilogue,
+}
+
+impl F32ConvSpec {
+    pub fn new(parts: &F32ConvParts, cin: usize, in_hw: [usize; 2]) -> TractResult<F32ConvSpec> {
+        let [cout, cin_g, kh, kw] = parts.weight_shape;
+        let group = parts.attrs.group;
+        ensure!(cin_g * group == cin, "weights take {cin_g} channels per group × {group} groups, the input has {cin}");
+        ensure!(group == 1 || cin_g == 1, "grouped convolutions other than depthwise are left to tract");
+        ensure!(parts.weights.len() == cout * cin_g * kh * kw, "weight tensor size does not match its shape");
+        ensure!(parts.bias.len() == cout, "{} bias values for {cout} output channels", parts.bias.len());
+        ensure!(parts.epilogue.requantize.is_none(), "a float convolution has no output quantization");
+        let geom = ConvGeometry::new(parts.attrs.clone(), cin, cout, in_hw)?;
+        let plane_len = geom.hp * geom.row_len;
+        let plane_stride = plane_stride(plane_len);
+        let [dh, dw] = geom.attrs.dilations;
+        let taps: Vec<usize> = (0..kh * kw).map(|t| (t / kw) * dh * geom.row_len + geom.column_slot(t % kw * dw)).collect();
+        let (offsets, weights) = if group == 1 {
+            let offsets: Vec<usize> = (0..cin).flat_map(|c| taps.iter().map(move |&t| c * plane_stride + t)).collect();
+            let steps = offsets.len();
+            let panel_len = steps * MR;
+            let mut panels = vec![0f32; cout.div_ceil(MR) * panel_len];
+            for (row, w_row) in parts.weights.chunks_exact(steps).enumerate() {
+                for (t, &w) in w_row.iter().enumerate() {
+                    panels[(row / MR) * panel_len + t * MR + row % MR] = w;
+                }
+            }
+            (offsets, Weights::Dense { panels, panel_len })
+        } else {
+            ensure!(cout.is_multiple_of(cin), "depthwise convolution with {cout} outputs for {cin} channels");
+            (taps, Weights::Depthwise { w: parts.weights.to_vec(), multiplier: cout / cin })
+        };
+        let half_tiles = geom.tiles.iter().map(|&p0| only_half(&geom, p0)).collect();
+        Ok(F32ConvSpec { geom, offsets, plane_len, plane_stride, half_tiles, weights, bias: parts.bias.to_vec(), epilogue: parts.epilogue })
+    }
+
+    pub fn output_shape(&self, batch: usize) -> [usize; 4] {
+        [batch, self.geom.cout, self.geom.out_hw[0], self.geom.out_hw[1]]
+    }
+
+    pub fn is_depthwise(&self) -> bool {
+        matches!(self.weights, Weights::Depthwise { .. })
+    }
+
+    /// Run on one image: `x` holds `cin` planes, `y` is `[cout, ho, wo]`.
+    pub fn run(&self, x: &Channels, y: &mut [f32]) {
+        match &self.weights {
+            Weights::Dense { panels, panel_len } => self.run_dense(x, y, panels, *panel_len),
+            Weights::Depthwise { w, multiplier } => self.run_depthwise(x, y, w, *multiplier),
+        }
+    }
+
+    fn run_dense(&self, x: &Channels, y: &mut [f32], panels: &[f32], panel_len: usize) {
+        let g = &self.geom;
+        let (cin, cout) = (g.cin, g.cout);
+        let (plane_len, stride) = (self.plane_len, self.plane_stride);
+        PLANES.with_borrow_mut(|buf| {
+            let total = cin * stride + DENSE_SLACK;
+            if buf.len() < total {
+                buf.resize(total, 0.0);
+            }
+            let planes = SyncPtr(buf.as_mut_ptr());
+            for_each(cin, plane_len, |c| {
+                // Safety: each channel writes its own plane, inside the buffer sized above.
+                let dst = unsafe { std::slice::from_raw_parts_mut(planes.get().add(c * stride), plane_len) };
+                pad_plane(g, x.plane(c), dst);
+            });
+            let planes = SyncPtr(buf.as_mut_ptr());
+            let y_ptr = SyncPtr(y.as_mut_ptr());
+            let y_len = y.len();
+            for_each(g.tiles.len(), TILE * self.offsets.len() * cout, |ti| {
+                let p0 = g.tiles[ti];
+                let mut done = [[0f32; TILE]; MR];
+                // Safety: outputs of different tiles are different pixels.
+                let y = unsafe { std::slice::from_raw_parts_mut(y_ptr.get(), y_len) };
+                for (mp, panel) in panels.chunks_exact(panel_len).enumerate() {
+                    let first = mp * MR;
+                    let rows = (cout - first).min(MR);
+                    let bias: [f32; MR] = std::array::from_fn(|r| if r < rows { self.bias[first + r] } else { 0.0 });
+                    // Safety: `F32Conv` exists only where `kernel::available()`; the tile's reads end
+                    // inside the planes' slack (see DENSE_SLACK); the panel holds steps × MR floats.
+                    unsafe {
+                        match self.half_tiles[ti] {
+                            Some(h) => kernel::dense_half_tile(planes.get().add(p0 + 16 * h), &self.offsets, panel.as_ptr(), &bias, &self.epilogue, h, &mut done),
+                            None => kernel::dense_tile(planes.get().add(p0), &self.offsets, panel.as_ptr(), &bias, &self.epilogue, &mut done),
+                        }
+                    }
+                    store_tile_rows(g, first, rows, p0, &done, y);
+                }
+            });
+        });
+    }
+
+    fn run_depthwise(&self, x: &Channels, y: &mut [f32], w: &[f32], multiplier: usize) {
+        let g = &self.geom;
+        let taps = self.offsets.len();
+        let [ho, wo] = g.out_hw;
+        let y_ptr = SyncPtr(y.as_mut_ptr());
+        for_each(g.cin, self.plane_len * (1 + multiplier * taps), |c| {
+            DEPTHWISE_PLANE.with_borrow_mut(|plane| {
+                plane.resize(self.plane_len + kernel::DEPTHWISE_SLACK, 0.0);
+                pad_plane(g, x.plane(c), &mut plane[..self.plane_len]);
+                for o in c * multiplier..(c + 1) * multiplier {
+                    let taps = &w[o * taps..(o + 1) * taps];
+                    for oy in 0..ho {
+                        // Safety: channel o's output plane belongs to this item alone; the row's
+                        // reads stay inside the plane and its slack; `F32Conv` exists only where
+                        // `kernel::available()`.
+                        unsafe {
+                            let out = y_ptr.get().add((o * ho + oy) * wo);
+                            kernel::depthwise_row(plane.as_ptr().add(oy * g.row_step), &self.offsets, taps, wo, self.bias[o], &self.epilogue, out);
+                        }
+                    }
+                }
+            })
+        });
+    }
+}
+
+/// `Some(h)` when the output pixels of the tile at `p0` all lie in its half `h`.
+fn only_half(g: &ConvGeometry, p0: usize) -> Option<usize> {
+    let mut used = [false; 2];
+    g.tile_runs(p0, |lane, _, _, len| {
+        used[lane / 16] = true;
+        used[(lane + len - 1) / 16] = true;
+    });
+    match used {
+        [true, false] => Some(0),
+        [false, true] => Some(1),
+        _ => None,
+    }
+}
+
+/// The distance between dense input planes: a whole number of 4 KiB plus one
+/// cache line. A tile reads the same pixels of every plane; at a power-of-two
+/// distance (a 128×128 plane is 64 KiB) those lines all fall in one cache set
+/// and evict each other, which made DeepLab's 304-channel 1×1 decoder conv run
+/// at half speed. Shifted by a line per plane, they spread over every set.
+fn plane_stride(plane_len: usize) -> usize {
+    plane_len.next_multiple_of(1024) + 16
+}
+
+/// Copy one `h × w` plane into its zero-padded, stride-phase-ordered `hp × row_len` place.
+fn pad_plane(g: &ConvGeometry, src: &[f32], dst: &mut [f32]) {
+    let [h, w] = g.in_hw;
+    let [pt, pl, _, _] = g.attrs.pads;
+    let row_len = g.row_len;
+    dst[..pt * row_len].fill(0.0);
+    dst[(pt + h) * row_len..].fill(0.0);
+    for (y, line) in src.chunks_exact(w).take(h).enumerate() {
+        let row = &mut dst[(y + pt) * row_len..(y + pt + 1) * row_len];
+        if g.attrs.strides[1] == 1 {
+            row[..pl].fill(0.0);
+            row[pl..pl + w].copy_from_slice(line);
+            row[pl + w..].fill(0.0);
+        } else {
+            row.fill(0.0);
+            deal_to_phases::<f32, 1>(g, pl, line, row);
+        }
+    }
+}
+
+thread_local! {
+    /// The padded input planes of a dense convolution, kept between calls so the frame loop does not allocate.
+    static PLANES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A depthwise worker's padded plane.
+    static DEPTHWISE_PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The tract op.
+#[derive(Clone, Debug)]
+pub struct F32Conv {
+    pub spec: Arc<F32ConvSpec>,
+}
+
+impl PartialEq for F32Conv {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.spec, &other.spec)
+    }
+}
+impl Eq for F32Conv {}
+
+impl Op for F32Conv {
+    fn name(&self) -> StaticName {
+        "F32Conv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let s = &self.spec;
+        let kind = if s.is_depthwise() { "depthwise (avx512f, 64 pixels per row step)" } else { "dense (avx512f 8x32 fma)" };
+        Ok(vec![format!("{kind} {:?} {}x{} -> {:?} {:?}", s.geom.attrs, s.geom.cin, s.geom.cout, s.geom.out_hw, s.epilogue)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for F32Conv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let g = &self.spec.geom;
+        let batch = inputs[0].shape()[0];
+        let mut channels = 0;
+        for input in &inputs {
+            let shape = input.shape();
+            ensure!(shape.len() == 4 && shape[0] == batch && [shape[2], shape[3]] == g.in_hw, "F32Conv input {shape:?} is not the planned one");
+            channels += shape[1];
+        }
+        ensure!(channels == g.cin, "F32Conv inputs have {channels} channels, planned for {}", g.cin);
+        // Safety: every output element is written below (each tile, or each depthwise row, stores its pixels).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.spec.output_shape(batch))? };
+        {
+            let plains = inputs.iter().map(|i| i.try_as_plain_ram()).collect::<TractResult<TVec<_>>>()?;
+            let xs = plains.iter().map(|p| p.as_slice::<f32>()).collect::<TractResult<TVec<_>>>()?;
+            let mut y = output.try_as_plain_ram_mut()?;
+            let y = y.as_slice_mut::<f32>()?;
+            let plane = g.in_hw[0] * g.in_hw[1];
+            let ys = y.len() / batch.max(1);
+            for b in 0..batch {
+                let parts: TVec<&[f32]> = xs.iter().map(|x| {
+                    let per = x.len() / batch.max(1);
+                    &x[b * per..(b + 1) * per]
+                }).collect();
+                self.spec.run(&Channels::parts(&parts, plane), &mut y[b * ys..(b + 1) * ys]);
+            }
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for F32Conv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let s = self.spec.output_shape(1);
+        Ok(tvec!(f32::datum_type().fact([inputs[0].shape[0].clone(), s[1].to_dim(), s[2].to_dim(), s[3].to_dim()])))
+    }
+
+    as_op!();
+}
