@@ -55,10 +55,10 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(0, |o| o.version);
+    let provider = onnx.provider.clone();
+    let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
     let int8 = match proto.graph.as_mut() {
         Some(graph) if super::qdq::enabled() => {
-            let provider = onnx.provider.clone();
-            let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
             let report = super::qdq::rewrite(graph, &resolve).with_context(|| format!("{shown}: rewriting QDQ convolutions for int8"))?;
             for (conv, why) in &report.skipped {
                 log::info!("{shown}: {conv} stays in float: {why}");
@@ -71,8 +71,6 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
     // layers where they are not quantized).
     let f32conv = match proto.graph.as_mut() {
         Some(graph) if super::fconv::enabled() => {
-            let provider = onnx.provider.clone();
-            let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
             let report = super::fconv::rewrite(graph, &resolve).with_context(|| format!("{shown}: rewriting float convolutions"))?;
             for (conv, why) in &report.skipped {
                 log::debug!("{shown}: {conv} stays with tract's float convolution: {why}");

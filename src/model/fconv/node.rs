@@ -4,33 +4,13 @@
 use super::op::{F32Conv, F32ConvParts, F32ConvSpec};
 use crate::model::qdq::geometry::{ConvAttrs, ConvGeometry};
 use crate::model::qdq::op::Epilogue;
+use crate::model::qdq::{concatenated_input, node_conv_attrs, node_epilogue, node_inputs};
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::tract_hir::internal::*;
 
 pub(super) fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let pair = |name: &str| -> TractResult<[usize; 2]> {
-        let v = node.get_attr_vec::<usize>(name)?;
-        ensure!(v.len() == 2, "{name} must have 2 values");
-        Ok([v[0], v[1]])
-    };
-    let pads = node.get_attr_vec::<usize>("pads")?;
-    ensure!(pads.len() == 4, "pads must have 4 values");
-    let inputs = usize::try_from(node.get_attr::<i64>("inputs")?).ok().filter(|&n| n >= 1).context("inputs must be at least 1")?;
-    let spec = F32ConvNode {
-        inputs,
-        attrs: ConvAttrs { group: node.get_attr("group")?, kernel: pair("kernel_shape")?, strides: pair("strides")?, dilations: pair("dilations")?, pads: [pads[0], pads[1], pads[2], pads[3]] },
-        cout: node.get_attr("cout")?,
-        epilogue: Epilogue {
-            requantize: None,
-            relu: node.get_attr::<i64>("relu")? != 0,
-            silu: node.get_attr_opt::<i64>("silu")?.unwrap_or(0) != 0,
-            hardswish: match node.get_attr_opt::<f32>("hardswish_alpha")? {
-                Some(alpha) => Some((alpha, node.get_attr::<f32>("hardswish_beta")?)),
-                None => None,
-            },
-        },
-    };
+    let spec = F32ConvNode { inputs: node_inputs(node)?, attrs: node_conv_attrs(node)?, cout: node.get_attr("cout")?, epilogue: node_epilogue(node, None)? };
     Ok((expand(spec), vec![]))
 }
 
@@ -66,15 +46,7 @@ impl Expansion for F32ConvNode {
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
         let (xs, consts) = inputs.split_at(self.inputs);
-        let shape = model.outlet_fact(xs[0])?.shape.to_tvec();
-        ensure!(shape.len() == 4, "{prefix}: convolution input of rank {}", shape.len());
-        let (h, w) = (shape[2].to_usize()?, shape[3].to_usize()?);
-        let mut cin = 0;
-        for x in xs {
-            let s = model.outlet_fact(*x)?.shape.to_tvec();
-            ensure!(s.len() == 4 && s[0] == shape[0] && s[2].to_usize()? == h && s[3].to_usize()? == w, "{prefix}: concatenated inputs {s:?} and {shape:?} differ in batch or size");
-            cin += s[1].to_usize()?;
-        }
+        let ([h, w], cin) = concatenated_input(prefix, model, xs)?;
         let konst = |i: usize, what: &str| -> TractResult<Arc<Tensor>> { model.outlet_fact(consts[i])?.konst.clone().with_context(|| format!("{prefix}: {what} must be constant")) };
         let weights = konst(0, "weights")?;
         let bias = konst(1, "bias")?;

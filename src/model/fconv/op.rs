@@ -12,7 +12,7 @@
 use super::kernel_x86 as kernel;
 use crate::model::parallel::{for_each, SyncPtr};
 use crate::model::qdq::geometry::{ConvAttrs, ConvGeometry, TILE};
-use crate::model::qdq::op::{store_tile_rows, Channels, Epilogue};
+use crate::model::qdq::op::{eval_per_image, store_tile_rows, Channels, Epilogue};
 use crate::model::qdq::pack::{deal_to_phases, MR};
 use std::cell::RefCell;
 use tract_onnx::prelude::*;
@@ -254,32 +254,7 @@ impl EvalOp for F32Conv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let g = &self.spec.geom;
-        let batch = inputs[0].shape()[0];
-        let mut channels = 0;
-        for input in &inputs {
-            let shape = input.shape();
-            ensure!(shape.len() == 4 && shape[0] == batch && [shape[2], shape[3]] == g.in_hw, "F32Conv input {shape:?} is not the planned one");
-            channels += shape[1];
-        }
-        ensure!(channels == g.cin, "F32Conv inputs have {channels} channels, planned for {}", g.cin);
-        // Safety: every output element is written below (each tile, or each depthwise row, stores its pixels).
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.spec.output_shape(batch))? };
-        {
-            let plains = inputs.iter().map(|i| i.try_as_plain_ram()).collect::<TractResult<TVec<_>>>()?;
-            let xs = plains.iter().map(|p| p.as_slice::<f32>()).collect::<TractResult<TVec<_>>>()?;
-            let mut y = output.try_as_plain_ram_mut()?;
-            let y = y.as_slice_mut::<f32>()?;
-            let plane = g.in_hw[0] * g.in_hw[1];
-            let ys = y.len() / batch.max(1);
-            for b in 0..batch {
-                let parts: TVec<&[f32]> = xs.iter().map(|x| {
-                    let per = x.len() / batch.max(1);
-                    &x[b * per..(b + 1) * per]
-                }).collect();
-                self.spec.run(&Channels::parts(&parts, plane), &mut y[b * ys..(b + 1) * ys]);
-            }
-        }
-        Ok(tvec!(output.into_tvalue()))
+        eval_per_image("F32Conv", g.in_hw, g.cin, &inputs, &self.spec.output_shape(inputs[0].shape()[0]), |x, y| self.spec.run(x, y))
     }
 }
 

@@ -9,9 +9,7 @@
 //! else (grouped, `auto_pad=SAME_*`, non-constant weights) stays with tract and is
 //! reported with the reason.
 
-use crate::model::qdq::rewrite::{
-    activation_after, apply, attr_float, attr_int, attr_ints, concat_inputs, conv_attrs, int, node_label, remove_dead_quantization, values, Gate, GraphView, Replacement, Resolve,
-};
+use crate::model::qdq::rewrite::{activation_after, apply, concat_inputs, conv_attrs, int, node_attributes, node_label, remove_dead_quantization, values, Gate, GraphView, Replacement, Resolve};
 use anyhow::{ensure, Context, Result};
 use std::collections::HashSet;
 use tract_onnx::pb::{tensor_proto::DataType, GraphProto, TensorProto};
@@ -89,24 +87,7 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<(Replacement, K
 
     let base = if conv.name.is_empty() { conv.output[0].clone() } else { conv.name.clone() };
     let (w_name, b_name) = (format!("{base}.edgeseg_f32_weights"), format!("{base}.edgeseg_f32_bias"));
-    let mut attributes = vec![
-        attr_ints("kernel_shape", &attrs.kernel),
-        attr_ints("strides", &attrs.strides),
-        attr_ints("dilations", &attrs.dilations),
-        attr_ints("pads", &attrs.pads),
-        attr_int("group", attrs.group as i64),
-        attr_int("cout", cout as i64),
-        attr_int("relu", activation.relu as i64),
-        attr_int("inputs", xs.len() as i64),
-    ];
-    match activation.gate {
-        Some(Gate::HardSwish(alpha, beta)) => {
-            attributes.push(attr_float("hardswish_alpha", alpha));
-            attributes.push(attr_float("hardswish_beta", beta));
-        }
-        Some(Gate::Silu) => attributes.push(attr_int("silu", 1)),
-        None => {}
-    }
+    let attributes = node_attributes(&attrs, cout, xs.len(), activation.relu, activation.gate);
     let node = tract_onnx::pb::NodeProto {
         name: conv.name.clone(),
         op_type: OP_TYPE.into(),

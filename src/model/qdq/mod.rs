@@ -44,37 +44,65 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
 }
 
 fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    let usizes = |name: &str| -> TractResult<Vec<usize>> { node.get_attr_vec::<usize>(name) };
-    let pair = |name: &str| -> TractResult<[usize; 2]> {
-        let v = usizes(name)?;
-        ensure!(v.len() == 2, "{name} must have 2 values");
-        Ok([v[0], v[1]])
-    };
-    let pads = usizes("pads")?;
-    ensure!(pads.len() == 4, "pads must have 4 values");
     let requantize = match node.get_attr_opt::<f32>("y_scale")? {
         Some(scale) => Some(QuantParams { scale, zero_point: node.get_attr::<i64>("y_zero_point")? as u8 }),
         None => None,
     };
-    let inputs = node.get_attr_opt::<i64>("inputs")?.unwrap_or(1);
-    let inputs = usize::try_from(inputs).ok().filter(|&n| n >= 1).context("inputs must be at least 1")?;
     let spec = Int8ConvNode {
-        inputs,
-        attrs: ConvAttrs { group: node.get_attr("group")?, kernel: pair("kernel_shape")?, strides: pair("strides")?, dilations: pair("dilations")?, pads: [pads[0], pads[1], pads[2], pads[3]] },
+        inputs: node_inputs(node)?,
+        attrs: node_conv_attrs(node)?,
         cout: node.get_attr("cout")?,
         transpose: node.get_attr::<i64>("transpose")? != 0,
         input: QuantParams { scale: node.get_attr("x_scale")?, zero_point: node.get_attr::<i64>("x_zero_point")? as u8 },
-        epilogue: Epilogue {
-            requantize,
-            relu: node.get_attr::<i64>("relu")? != 0,
-            silu: node.get_attr_opt::<i64>("silu")?.unwrap_or(0) != 0,
-            hardswish: match node.get_attr_opt::<f32>("hardswish_alpha")? {
-                Some(alpha) => Some((alpha, node.get_attr::<f32>("hardswish_beta")?)),
-                None => None,
-            },
-        },
+        epilogue: node_epilogue(node, requantize)?,
     };
     Ok((expand(spec), vec![]))
+}
+
+/// The geometry attributes our rewrites write on their nodes (float and int8 alike).
+pub(crate) fn node_conv_attrs(node: &NodeProto) -> TractResult<ConvAttrs> {
+    let pair = |name: &str| -> TractResult<[usize; 2]> {
+        let v = node.get_attr_vec::<usize>(name)?;
+        ensure!(v.len() == 2, "{name} must have 2 values");
+        Ok([v[0], v[1]])
+    };
+    let pads = node.get_attr_vec::<usize>("pads")?;
+    ensure!(pads.len() == 4, "pads must have 4 values");
+    Ok(ConvAttrs { group: node.get_attr("group")?, kernel: pair("kernel_shape")?, strides: pair("strides")?, dilations: pair("dilations")?, pads: [pads[0], pads[1], pads[2], pads[3]] })
+}
+
+/// How many inputs a rewritten node concatenates on the channel axis (attribute `inputs`, default 1).
+pub(crate) fn node_inputs(node: &NodeProto) -> TractResult<usize> {
+    let inputs = node.get_attr_opt::<i64>("inputs")?.unwrap_or(1);
+    usize::try_from(inputs).ok().filter(|&n| n >= 1).context("inputs must be at least 1")
+}
+
+/// The fused activation attributes of a rewritten node.
+pub(crate) fn node_epilogue(node: &NodeProto, requantize: Option<QuantParams>) -> TractResult<Epilogue> {
+    Ok(Epilogue {
+        requantize,
+        relu: node.get_attr::<i64>("relu")? != 0,
+        silu: node.get_attr_opt::<i64>("silu")?.unwrap_or(0) != 0,
+        hardswish: match node.get_attr_opt::<f32>("hardswish_alpha")? {
+            Some(alpha) => Some((alpha, node.get_attr::<f32>("hardswish_beta")?)),
+            None => None,
+        },
+    })
+}
+
+/// The input size `[h, w]` and total channels of a rewritten node's inputs, which a
+/// fused Concat joins on the channel axis (so they must agree in batch and size).
+pub(crate) fn concatenated_input(prefix: &str, model: &TypedModel, xs: &[OutletId]) -> TractResult<([usize; 2], usize)> {
+    let shape = model.outlet_fact(xs[0])?.shape.to_tvec();
+    ensure!(shape.len() == 4, "{prefix}: convolution input of rank {}", shape.len());
+    let (h, w) = (shape[2].to_usize()?, shape[3].to_usize()?);
+    let mut cin = 0;
+    for x in xs {
+        let s = model.outlet_fact(*x)?.shape.to_tvec();
+        ensure!(s.len() == 4 && s[0] == shape[0] && s[2].to_usize()? == h && s[3].to_usize()? == w, "{prefix}: concatenated inputs {s:?} and {shape:?} differ in batch or size");
+        cin += s[1].to_usize()?;
+    }
+    Ok(([h, w], cin))
 }
 
 /// The parsed node, before the input size is known.
@@ -123,15 +151,7 @@ impl Expansion for Int8ConvNode {
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
         let (xs, consts) = inputs.split_at(self.inputs);
-        let shape = model.outlet_fact(xs[0])?.shape.to_tvec();
-        ensure!(shape.len() == 4, "{prefix}: int8 convolution input of rank {}", shape.len());
-        let (h, w) = (shape[2].to_usize()?, shape[3].to_usize()?);
-        let mut cin = 0;
-        for x in xs {
-            let s = model.outlet_fact(*x)?.shape.to_tvec();
-            ensure!(s.len() == 4 && s[0] == shape[0] && s[2].to_usize()? == h && s[3].to_usize()? == w, "{prefix}: concatenated inputs {s:?} and {shape:?} differ in batch or size");
-            cin += s[1].to_usize()?;
-        }
+        let ([h, w], cin) = concatenated_input(prefix, model, xs)?;
         let konst = |i: usize, what: &str| -> TractResult<Arc<Tensor>> {
             model.outlet_fact(consts[i - 1])?.konst.clone().with_context(|| format!("{prefix}: {what} must be constant"))
         };

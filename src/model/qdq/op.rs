@@ -449,35 +449,40 @@ impl EvalOp for Int8Conv {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         // Several inputs: a fused Concat of them on the channel axis.
         let g = &self.spec.geom;
-        let batch = inputs[0].shape()[0];
-        let mut channels = 0;
-        for input in &inputs {
-            let shape = input.shape();
-            ensure!(shape.len() == 4 && shape[0] == batch && [shape[2], shape[3]] == g.in_hw, "Int8Conv input {shape:?} is not the planned one");
-            channels += shape[1];
-        }
-        ensure!(channels == g.cin, "Int8Conv inputs have {channels} channels, planned for {}", g.cin);
-        let out_shape = self.spec.output_shape(batch);
-        // Safety: every output element is written below (each tile and row stores its pixels).
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
-        {
-            let plains = inputs.iter().map(|i| i.try_as_plain_ram()).collect::<TractResult<TVec<_>>>()?;
-            let xs = plains.iter().map(|p| p.as_slice::<f32>()).collect::<TractResult<TVec<_>>>()?;
-            let mut y = output.try_as_plain_ram_mut()?;
-            let y = y.as_slice_mut::<f32>()?;
-            let plane = g.in_hw[0] * g.in_hw[1];
-            let ys = y.len() / batch.max(1);
-            for b in 0..batch {
-                let parts = xs.iter().map(|x| {
-                    let per = x.len() / batch.max(1);
-                    (&x[b * per..(b + 1) * per], per / plane.max(1))
-                });
-                let x = Channels { parts: parts.collect(), plane };
-                self.spec.run(&x, &mut y[b * ys..(b + 1) * ys]);
-            }
-        }
-        Ok(tvec!(output.into_tvalue()))
+        eval_per_image("Int8Conv", g.in_hw, g.cin, &inputs, &self.spec.output_shape(inputs[0].shape()[0]), |x, y| self.spec.run(x, y))
     }
+}
+
+/// Run `run` on each image of `inputs` (`[n, c_i, h, w]` tensors, concatenated on
+/// the channel axis to `cin` channels) into a new `out_shape` tensor.
+pub(crate) fn eval_per_image(op: &str, in_hw: [usize; 2], cin: usize, inputs: &[TValue], out_shape: &[usize; 4], run: impl Fn(&Channels, &mut [f32])) -> TractResult<TVec<TValue>> {
+    let batch = inputs[0].shape()[0];
+    let mut channels = 0;
+    for input in inputs {
+        let shape = input.shape();
+        ensure!(shape.len() == 4 && shape[0] == batch && [shape[2], shape[3]] == in_hw, "{op} input {shape:?} is not the planned one");
+        channels += shape[1];
+    }
+    ensure!(channels == cin, "{op} inputs have {channels} channels, planned for {cin}");
+    // Safety: `run` writes every output element (each tile, or each depthwise row, stores its pixels).
+    let mut output = unsafe { Tensor::uninitialized::<f32>(out_shape)? };
+    {
+        let plains = inputs.iter().map(|i| i.try_as_plain_ram()).collect::<TractResult<TVec<_>>>()?;
+        let xs = plains.iter().map(|p| p.as_slice::<f32>()).collect::<TractResult<TVec<_>>>()?;
+        let mut y = output.try_as_plain_ram_mut()?;
+        let y = y.as_slice_mut::<f32>()?;
+        let plane = in_hw[0] * in_hw[1];
+        let ys = y.len() / batch.max(1);
+        for b in 0..batch {
+            let parts = xs.iter().map(|x| {
+                let per = x.len() / batch.max(1);
+                (&x[b * per..(b + 1) * per], per / plane.max(1))
+            });
+            let x = Channels { parts: parts.collect(), plane };
+            run(&x, &mut y[b * ys..(b + 1) * ys]);
+        }
+    }
+    Ok(tvec!(output.into_tvalue()))
 }
 
 impl TypedOp for Int8Conv {

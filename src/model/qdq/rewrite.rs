@@ -262,27 +262,8 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
     let base = if conv.name.is_empty() { conv.output[0].clone() } else { conv.name.clone() };
     let scale_name = format!("{base}.edgeseg_weight_scales");
     let bias_name = format!("{base}.edgeseg_bias");
-    let mut attributes = vec![
-        attr_ints("kernel_shape", &attrs.kernel),
-        attr_ints("strides", &attrs.strides),
-        attr_ints("dilations", &attrs.dilations),
-        attr_ints("pads", &attrs.pads),
-        attr_int("group", attrs.group as i64),
-        attr_int("cout", cout as i64),
-        attr_int("transpose", transpose as i64),
-        attr_float("x_scale", x_scale),
-        attr_int("x_zero_point", i64::from(x_zp)),
-        attr_int("relu", relu.is_some() as i64),
-        attr_int("inputs", xs.len() as i64),
-    ];
-    match gate {
-        Some(Gate::HardSwish(alpha, beta)) => {
-            attributes.push(attr_float("hardswish_alpha", alpha));
-            attributes.push(attr_float("hardswish_beta", beta));
-        }
-        Some(Gate::Silu) => attributes.push(attr_int("silu", 1)),
-        None => {}
-    }
+    let mut attributes = node_attributes(&attrs, cout, xs.len(), relu.is_some(), gate);
+    attributes.extend([attr_int("transpose", transpose as i64), attr_float("x_scale", x_scale), attr_int("x_zero_point", i64::from(x_zp))]);
     if let Some((s, z)) = requantize {
         attributes.push(attr_float("y_scale", s));
         attributes.push(attr_int("y_zero_point", i64::from(z)));
@@ -297,6 +278,30 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
     };
     let new_initializers = vec![float_tensor(&scale_name, scales), float_tensor(&bias_name, bias)];
     Ok(Plan { replacement: Replacement { node, new_initializers, remove, renames }, requantize, relu, gate })
+}
+
+/// The attributes every rewritten convolution node carries (see `super::node_conv_attrs`,
+/// `node_inputs` and `node_epilogue`, which read them back).
+pub(crate) fn node_attributes(attrs: &super::ConvAttrs, cout: usize, inputs: usize, relu: bool, gate: Option<Gate>) -> Vec<AttributeProto> {
+    let mut attributes = vec![
+        attr_ints("kernel_shape", &attrs.kernel),
+        attr_ints("strides", &attrs.strides),
+        attr_ints("dilations", &attrs.dilations),
+        attr_ints("pads", &attrs.pads),
+        attr_int("group", attrs.group as i64),
+        attr_int("cout", cout as i64),
+        attr_int("relu", relu as i64),
+        attr_int("inputs", inputs as i64),
+    ];
+    match gate {
+        Some(Gate::HardSwish(alpha, beta)) => {
+            attributes.push(attr_float("hardswish_alpha", alpha));
+            attributes.push(attr_float("hardswish_beta", beta));
+        }
+        Some(Gate::Silu) => attributes.push(attr_int("silu", 1)),
+        None => {}
+    }
+    attributes
 }
 
 /// The activation a convolution's output `out` goes through, when nothing else reads it.
