@@ -5,36 +5,24 @@
 use super::op::{F32ConvParts, F32ConvSpec};
 use crate::model::qdq::geometry::ConvAttrs;
 use crate::model::qdq::op::{Channels, Epilogue};
-use crate::model::qdq::op_tests::Lcg;
+use crate::model::qdq::op_tests::{direct_output_size, direct_terms, Lcg};
 
 /// The ONNX definition, computed directly; also the sum of |terms| per output (the rounding scale).
-fn reference(p: &F32ConvParts, cin: usize, [h, w]: [usize; 2], x: &[f32]) -> (Vec<f32>, Vec<f64>) {
+fn reference(p: &F32ConvParts, cin: usize, hw: [usize; 2], x: &[f32]) -> (Vec<f32>, Vec<f64>) {
     let a = &p.attrs;
     let [cout, cin_g, kh, kw] = p.weight_shape;
-    let cout_g = cout / a.group;
-    let ho = (h + a.pads[0] + a.pads[2] - a.dilations[0] * (kh - 1) - 1) / a.strides[0] + 1;
-    let wo = (w + a.pads[1] + a.pads[3] - a.dilations[1] * (kw - 1) - 1) / a.strides[1] + 1;
     assert_eq!(cin, cin_g * a.group);
+    let [ho, wo] = direct_output_size(a, hw, [kh, kw]);
     let (mut y, mut mag) = (vec![0f32; cout * ho * wo], vec![0f64; cout * ho * wo]);
     for co in 0..cout {
-        let g = co / cout_g;
         for oy in 0..ho {
             for ox in 0..wo {
                 let (mut acc, mut m) = (f64::from(p.bias[co]), f64::from(p.bias[co]).abs());
-                for ci in 0..cin_g {
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let iy = (oy * a.strides[0] + ky * a.dilations[0]) as isize - a.pads[0] as isize;
-                            let ix = (ox * a.strides[1] + kx * a.dilations[1]) as isize - a.pads[1] as isize;
-                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                continue;
-                            }
-                            let term = f64::from(x[((g * cin_g + ci) * h + iy as usize) * w + ix as usize]) * f64::from(p.weights[((co * cin_g + ci) * kh + ky) * kw + kx]);
-                            acc += term;
-                            m += term.abs();
-                        }
-                    }
-                }
+                direct_terms(a, hw, [kh, kw], cin_g, cout / a.group, [co, oy, ox], |xi, wi| {
+                    let term = f64::from(x[xi]) * f64::from(p.weights[wi]);
+                    acc += term;
+                    m += term.abs();
+                });
                 let i = (co * ho + oy) * wo + ox;
                 y[i] = p.epilogue.apply(acc as f32);
                 mag[i] = m;

@@ -20,6 +20,31 @@ impl Lcg {
     }
 }
 
+/// ONNX's output size of a convolution with `attrs` and a `kernel` on an `[h, w]` input.
+pub(crate) fn direct_output_size(a: &ConvAttrs, [h, w]: [usize; 2], [kh, kw]: [usize; 2]) -> [usize; 2] {
+    [(h + a.pads[0] + a.pads[2] - a.dilations[0] * (kh - 1) - 1) / a.strides[0] + 1, (w + a.pads[1] + a.pads[3] - a.dilations[1] * (kw - 1) - 1) / a.strides[1] + 1]
+}
+
+/// The products of one output value `[co, oy, ox]` of a direct convolution, as
+/// `(input index, weight index)` pairs into `[cin, h, w]` inputs and `[cout, cin_g, kh, kw]`
+/// weights; taps that fall in the padding are skipped (they multiply zero). The int8
+/// and float references both sum these.
+pub(crate) fn direct_terms(a: &ConvAttrs, [h, w]: [usize; 2], [kh, kw]: [usize; 2], cin_g: usize, cout_g: usize, [co, oy, ox]: [usize; 3], mut term: impl FnMut(usize, usize)) {
+    let g = co / cout_g;
+    for ci in 0..cin_g {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let iy = (oy * a.strides[0] + ky * a.dilations[0]) as isize - a.pads[0] as isize;
+                let ix = (ox * a.strides[1] + kx * a.dilations[1]) as isize - a.pads[1] as isize;
+                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                    continue;
+                }
+                term(((g * cin_g + ci) * h + iy as usize) * w + ix as usize, ((co * cin_g + ci) * kh + ky) * kw + kx);
+            }
+        }
+    }
+}
+
 struct Case {
     attrs: ConvAttrs,
     cin: usize,
@@ -52,27 +77,14 @@ fn reference(c: &Case, parts: &Int8ConvParts, x: &[f32]) -> Vec<f32> {
     }
     let a = &c.attrs;
     let (cin_g, cout_g) = (c.cin / a.group, c.cout / a.group);
-    let ho = (h + a.pads[0] + a.pads[2] - a.dilations[0] * (kh - 1) - 1) / a.strides[0] + 1;
-    let wo = (w + a.pads[1] + a.pads[3] - a.dilations[1] * (kw - 1) - 1) / a.strides[1] + 1;
+    assert_eq!(w1, cin_g);
+    let [ho, wo] = direct_output_size(a, c.hw, [kh, kw]);
     let mut y = vec![0f32; c.cout * ho * wo];
     for co in 0..c.cout {
-        let g = co / cout_g;
         for oy in 0..ho {
             for ox in 0..wo {
                 let mut acc = 0i32;
-                for ci in 0..cin_g {
-                    for ky in 0..kh {
-                        for kx in 0..kw {
-                            let iy = (oy * a.strides[0] + ky * a.dilations[0]) as isize - a.pads[0] as isize;
-                            let ix = (ox * a.strides[1] + kx * a.dilations[1]) as isize - a.pads[1] as isize;
-                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                continue;
-                            }
-                            let xv = xq[((g * cin_g + ci) * h + iy as usize) * w + ix as usize];
-                            acc += xv * i32::from(parts.weights[((co * w1 + ci) * kh + ky) * kw + kx]);
-                        }
-                    }
-                }
+                direct_terms(a, c.hw, [kh, kw], cin_g, cout_g, [co, oy, ox], |xi, wi| acc += xq[xi] * i32::from(parts.weights[wi]));
                 y[(co * ho + oy) * wo + ox] = parts.epilogue.apply(acc as f32 * scale(co) + bias(co));
             }
         }
