@@ -16,57 +16,46 @@ pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// One tile of a dense convolution: for the panel's `MR` rows `r` and the tile's
-/// `TILE` pixels `i`, `out[r][i] = epilogue(bias[r] + Σ_t w[t·MR + r] · x[offsets[t] + i])`.
-/// 16 accumulators of 16 lanes stay in registers for the whole reduction.
+/// Output channels per weight panel of the dense kernel.
+pub const ROWS: usize = 6;
+
+/// `V` vectors of 16 consecutive pixels (from `x`) of a dense convolution, for
+/// the panel's `ROWS` rows `r`: `epilogue(bias[r] + Σ_t w[t·ROWS + r] · x[offsets[t] + i])`.
+/// Vector `j` is stored at lane `first_lane + 16·j` of the tiles in `out`
+/// (lane `l` is `out[l / TILE][r][l % TILE]`).
+///
+/// V = 4 (two tiles side by side) is the main case: 24 accumulators, and each
+/// broadcast weight feeds 4 FMAs. At 2 per broadcast (one tile of 8 rows),
+/// the broadcasts held the FMA pipes to about 80 % of their rate on this
+/// project's Zen 4 benchmark machine. V = 2 is a lone tile, V = 1 half of one
+/// (narrow or strided rows, where the other half holds no output pixel).
 ///
 /// # Safety
-/// The CPU has AVX-512 F; every `x + offsets[t] + TILE` is readable; `w` holds
-/// `offsets.len() × MR` floats.
+/// The CPU has AVX-512 F; every `x + offsets[t] + 16·V` is readable; `w` holds
+/// `offsets.len() × ROWS` floats; `out` holds the tiles that lanes
+/// `first_lane .. first_lane + 16·V` fall in.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn dense_tile(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32; MR], epilogue: &Epilogue, out: &mut [[f32; TILE]; MR]) {
-    let mut c: [[__m512; 2]; MR] = std::array::from_fn(|r| [_mm512_set1_ps(bias[r]); 2]);
+pub unsafe fn dense_block<const V: usize>(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32; ROWS], epilogue: &Epilogue, first_lane: usize, out: &mut [[[f32; TILE]; MR]]) {
+    let mut c: [[__m512; V]; ROWS] = std::array::from_fn(|r| [_mm512_set1_ps(bias[r]); V]);
     for (t, &off) in offsets.iter().enumerate() {
-        // Safety: the caller guarantees TILE = 32 readable floats here and MR weights per step.
+        // Safety: the caller guarantees 16·V readable floats here and ROWS weights per step.
         let p = unsafe { x.add(off) };
-        let a0 = unsafe { _mm512_loadu_ps(p) };
-        let a1 = unsafe { _mm512_loadu_ps(p.add(16)) };
-        let wp = unsafe { w.add(t * MR) };
+        let a: [__m512; V] = std::array::from_fn(|j| unsafe { _mm512_loadu_ps(p.add(16 * j)) });
+        let wp = unsafe { w.add(t * ROWS) };
         for (r, cr) in c.iter_mut().enumerate() {
             let b = _mm512_set1_ps(unsafe { wp.add(r).read() });
-            cr[0] = _mm512_fmadd_ps(a0, b, cr[0]);
-            cr[1] = _mm512_fmadd_ps(a1, b, cr[1]);
+            for (acc, &aj) in cr.iter_mut().zip(&a) {
+                *acc = _mm512_fmadd_ps(aj, b, *acc);
+            }
         }
     }
-    for (cr, o) in c.iter().zip(out.iter_mut()) {
-        for (h, &v) in cr.iter().enumerate() {
-            // Safety: each row holds TILE = 32 floats.
-            unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(16 * h), activate16(v, epilogue)) };
+    for (r, cr) in c.iter().enumerate() {
+        for (j, &v) in cr.iter().enumerate() {
+            let lane = first_lane + 16 * j;
+            let row = &mut out[lane / TILE][r];
+            // Safety: lane % TILE is 0 or 16, so 16 floats fit in the row.
+            unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(lane % TILE), activate16(v, epilogue)) };
         }
-    }
-}
-
-/// Half a tile (16 pixels, at `x`) of a dense convolution, into lanes
-/// `16 × half .. 16 × half + 16` of `out`: for the tiles of which the other half
-/// holds no output pixel (narrow or strided rows), which would otherwise do twice
-/// the work. Eight accumulators are still enough to keep both FMA pipes busy.
-///
-/// # Safety
-/// As [`dense_tile`], with 16 readable floats per step; `half` is 0 or 1.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn dense_half_tile(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32; MR], epilogue: &Epilogue, half: usize, out: &mut [[f32; TILE]; MR]) {
-    let mut c: [__m512; MR] = std::array::from_fn(|r| _mm512_set1_ps(bias[r]));
-    for (t, &off) in offsets.iter().enumerate() {
-        // Safety: the caller guarantees 16 readable floats here and MR weights per step.
-        let a = unsafe { _mm512_loadu_ps(x.add(off)) };
-        let wp = unsafe { w.add(t * MR) };
-        for (r, cr) in c.iter_mut().enumerate() {
-            *cr = _mm512_fmadd_ps(a, _mm512_set1_ps(unsafe { wp.add(r).read() }), *cr);
-        }
-    }
-    for (&v, o) in c.iter().zip(out.iter_mut()) {
-        // Safety: each row holds TILE = 32 floats and half is 0 or 1.
-        unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(16 * (half & 1)), activate16(v, epilogue)) };
     }
 }
 

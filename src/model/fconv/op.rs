@@ -6,7 +6,7 @@
 //! stride phase, so that output pixel `p` of reduction step `t` (one channel × one
 //! tap) reads `x[p + offsets[t]]`, and a tile of 32 output pixels reads 32
 //! consecutive floats per step: no im2col copy, and the kernel (`kernel_x86`) keeps
-//! 8 output channels × 32 pixels of sums in registers. Depthwise convolutions run
+//! 6 output channels × 64 pixels (two adjacent tiles) of sums in registers. Depthwise convolutions run
 //! one output row at a time on their channel's padded plane.
 
 use super::kernel_x86 as kernel;
@@ -14,6 +14,7 @@ use crate::model::parallel::{for_each, SyncPtr};
 use crate::model::qdq::geometry::{ConvAttrs, ConvGeometry, TILE};
 use crate::model::qdq::op::{eval_per_image, store_tile_rows, Channels, Epilogue};
 use crate::model::qdq::pack::{deal_to_phases, MR};
+use kernel::ROWS;
 use std::cell::RefCell;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -23,7 +24,7 @@ const DENSE_SLACK: usize = TILE + 16;
 
 #[derive(Debug)]
 enum Weights {
-    /// Panels of `MR` output channels: `[panel][step][MR]`, rows past `cout` zero.
+    /// Panels of `ROWS` output channels: `[panel][step][ROWS]`, rows past `cout` zero.
     Dense { panels: Vec<f32>, panel_len: usize },
     /// `[cout][kh × kw]`; output channel `o` reads input channel `o / multiplier`.
     Depthwise { w: Vec<f32>, multiplier: usize },
@@ -49,8 +50,8 @@ pub struct F32ConvSpec {
     plane_len: usize,
     /// Floats from one dense plane to the next (see `plane_stride`).
     plane_stride: usize,
-    /// For each tile of `geom.tiles`: `Some(h)` when only its half `h` (16 pixels) holds output pixels.
-    half_tiles: Vec<Option<usize>>,
+    /// The dense kernel's calls, covering `geom.tiles`.
+    blocks: Vec<Block>,
     weights: Weights,
     bias: Vec<f32>,
     epilogue: Epilogue,
@@ -73,11 +74,11 @@ impl F32ConvSpec {
         let (offsets, weights) = if group == 1 {
             let offsets: Vec<usize> = (0..cin).flat_map(|c| taps.iter().map(move |&t| c * plane_stride + t)).collect();
             let steps = offsets.len();
-            let panel_len = steps * MR;
-            let mut panels = vec![0f32; cout.div_ceil(MR) * panel_len];
+            let panel_len = steps * ROWS;
+            let mut panels = vec![0f32; cout.div_ceil(ROWS) * panel_len];
             for (row, w_row) in parts.weights.chunks_exact(steps).enumerate() {
                 for (t, &w) in w_row.iter().enumerate() {
-                    panels[(row / MR) * panel_len + t * MR + row % MR] = w;
+                    panels[(row / ROWS) * panel_len + t * ROWS + row % ROWS] = w;
                 }
             }
             (offsets, Weights::Dense { panels, panel_len })
@@ -85,8 +86,8 @@ impl F32ConvSpec {
             ensure!(cout.is_multiple_of(cin), "depthwise convolution with {cout} outputs for {cin} channels");
             (taps, Weights::Depthwise { w: parts.weights.to_vec(), multiplier: cout / cin })
         };
-        let half_tiles = geom.tiles.iter().map(|&p0| only_half(&geom, p0)).collect();
-        Ok(F32ConvSpec { geom, offsets, plane_len, plane_stride, half_tiles, weights, bias: parts.bias.to_vec(), epilogue: parts.epilogue })
+        let blocks = blocks(&geom);
+        Ok(F32ConvSpec { geom, offsets, plane_len, plane_stride, blocks, weights, bias: parts.bias.to_vec(), epilogue: parts.epilogue })
     }
 
     pub fn output_shape(&self, batch: usize) -> [usize; 4] {
@@ -123,24 +124,30 @@ impl F32ConvSpec {
             let planes = SyncPtr(buf.as_mut_ptr());
             let y_ptr = SyncPtr(y.as_mut_ptr());
             let y_len = y.len();
-            for_each(g.tiles.len(), TILE * self.offsets.len() * cout, |ti| {
-                let p0 = g.tiles[ti];
-                let mut done = [[0f32; TILE]; MR];
-                // Safety: outputs of different tiles are different pixels.
+            for_each(self.blocks.len(), 2 * TILE * self.offsets.len() * cout, |bi| {
+                let block = self.blocks[bi];
+                let mut done = [[[0f32; TILE]; MR]; 2];
+                // Safety: outputs of different blocks are different pixels.
                 let y = unsafe { std::slice::from_raw_parts_mut(y_ptr.get(), y_len) };
                 for (mp, panel) in panels.chunks_exact(panel_len).enumerate() {
-                    let first = mp * MR;
-                    let rows = (cout - first).min(MR);
-                    let bias: [f32; MR] = std::array::from_fn(|r| if r < rows { self.bias[first + r] } else { 0.0 });
-                    // Safety: `F32Conv` exists only where `kernel::available()`; the tile's reads end
-                    // inside the planes' slack (see DENSE_SLACK); the panel holds steps × MR floats.
+                    let first = mp * ROWS;
+                    let rows = (cout - first).min(ROWS);
+                    let bias: [f32; ROWS] = std::array::from_fn(|r| if r < rows { self.bias[first + r] } else { 0.0 });
+                    let (x, w, ep) = (&self.offsets, panel.as_ptr(), &self.epilogue);
+                    // Safety: `F32Conv` exists only where `kernel::available()`; a block's reads end
+                    // inside the planes' slack (see DENSE_SLACK); the panel holds steps × ROWS floats.
                     unsafe {
-                        match self.half_tiles[ti] {
-                            Some(h) => kernel::dense_half_tile(planes.get().add(p0 + 16 * h), &self.offsets, panel.as_ptr(), &bias, &self.epilogue, h, &mut done),
-                            None => kernel::dense_tile(planes.get().add(p0), &self.offsets, panel.as_ptr(), &bias, &self.epilogue, &mut done),
+                        let at = planes.get().add(g.tiles[block.first_tile()]);
+                        match block {
+                            Block::Pair(_) => kernel::dense_block::<4>(at, x, w, &bias, ep, 0, &mut done),
+                            Block::Whole(_) => kernel::dense_block::<2>(at, x, w, &bias, ep, 0, &mut done),
+                            Block::Half(_, h) => kernel::dense_block::<1>(at.add(16 * h), x, w, &bias, ep, 16 * h, &mut done),
                         }
                     }
-                    store_tile_rows(g, first, rows, p0, &done, y);
+                    store_tile_rows(g, first, rows, block.first_tile(), &done[0], y);
+                    if let Block::Pair(ti) = block {
+                        store_tile_rows(g, first, rows, ti + 1, &done[1], y);
+                    }
                 }
             });
         });
@@ -172,13 +179,51 @@ impl F32ConvSpec {
     }
 }
 
-/// `Some(h)` when the output pixels of the tile at `p0` all lie in its half `h`.
-fn only_half(g: &ConvGeometry, p0: usize) -> Option<usize> {
+/// One call of the dense kernel, by index in `ConvGeometry::tiles`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Block {
+    /// Tiles `i` and `i + 1`, adjacent (64 consecutive pixels), both holding output pixels in both halves.
+    Pair(usize),
+    /// Tile `i`.
+    Whole(usize),
+    /// The half `h` of tile `i`, the other half holding no output pixel.
+    Half(usize, usize),
+}
+
+impl Block {
+    fn first_tile(self) -> usize {
+        match self {
+            Block::Pair(i) | Block::Whole(i) | Block::Half(i, _) => i,
+        }
+    }
+}
+
+/// The tiles grouped into kernel calls: adjacent whole tiles in pairs.
+fn blocks(g: &ConvGeometry) -> Vec<Block> {
+    let mut blocks = Vec::with_capacity(g.tiles.len());
+    let mut i = 0;
+    while i < g.tiles.len() {
+        let start = i;
+        blocks.push(match only_half(g, i) {
+            Some(h) => Block::Half(i, h),
+            None if i + 1 < g.tiles.len() && g.tiles[i + 1] == g.tiles[i] + TILE && only_half(g, i + 1).is_none() => {
+                i += 1;
+                Block::Pair(start)
+            }
+            None => Block::Whole(start),
+        });
+        i += 1;
+    }
+    blocks
+}
+
+/// `Some(h)` when the output pixels of tile `i` all lie in its half `h`.
+fn only_half(g: &ConvGeometry, i: usize) -> Option<usize> {
     let mut used = [false; 2];
-    g.tile_runs(p0, |lane, _, _, len| {
-        used[lane / 16] = true;
-        used[(lane + len - 1) / 16] = true;
-    });
+    for r in g.tile_runs(i) {
+        used[r.lane / 16] = true;
+        used[(r.lane + r.len - 1) / 16] = true;
+    }
     match used {
         [true, false] => Some(0),
         [false, true] => Some(1),
@@ -242,7 +287,7 @@ impl Op for F32Conv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let s = &self.spec;
-        let kind = if s.is_depthwise() { "depthwise (avx512f, 64 pixels per row step)" } else { "dense (avx512f 8x32 fma)" };
+        let kind = if s.is_depthwise() { "depthwise (avx512f, 64 pixels per row step)" } else { "dense (avx512f 6x64 fma)" };
         Ok(vec![format!("{kind} {:?} {}x{} -> {:?} {:?}", s.geom.attrs, s.geom.cin, s.geom.cout, s.geom.out_hw, s.epilogue)])
     }
 

@@ -71,39 +71,69 @@ impl DepthwiseVnni {
     }
 
     /// Output row `oy` of channel `o` from the plain padded `plane` (row stride
-    /// `g.row_len`), finished into `out` (`wo` floats).
+    /// `g.row_len`), finished into `out` (`wo` floats): 64 pixels at a time while
+    /// they last, then 16.
     ///
     /// # Safety
     /// `available()` is true; `plane` has `SLACK` readable bytes past its last row.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
     pub unsafe fn row(&self, g: &ConvGeometry, plane: &[u8], o: usize, oy: usize, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: &mut [f32]) {
+        let n = out.len();
+        let mut i = 0;
+        while i + 64 <= n {
+            // Safety: as this function's.
+            unsafe { self.pixels::<4>(g, plane, o, oy, i, correction, mult, bias, epilogue, out) };
+            i += 64;
+        }
+        while i < n {
+            // Safety: as this function's.
+            unsafe { self.pixels::<1>(g, plane, o, oy, i, correction, mult, bias, epilogue, out) };
+            i += 16;
+        }
+    }
+
+    /// Output pixels `i .. i + 16·G` of the row (those below `out.len()`), as
+    /// `G` independent dot-product chains: with one chain, each group of 16
+    /// waited on its three `vpdpbusd` and its epilogue in turn, and the int8
+    /// depthwise convolutions ran slower than the float ones.
+    ///
+    /// # Safety
+    /// As [`Self::row`]; `i + 16·(G − 1) < out.len()`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    unsafe fn pixels<const G: usize>(&self, g: &ConvGeometry, plane: &[u8], o: usize, oy: usize, i: usize, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: &mut [f32]) {
         let kh = g.attrs.kernel[0];
         let [sh, sw] = g.attrs.strides;
         let dh = g.attrs.dilations[0];
         let quads = self.quads;
         let weights = &self.weights[o * kh * quads..(o + 1) * kh * quads];
-        let n = out.len();
-        let mut i = 0;
-        while i < n {
-            let mut acc = _mm512_setzero_si512();
-            for ky in 0..kh {
-                let at = (oy * sh + ky * dh) * g.row_len + i * sw;
+        let mut acc = [_mm512_setzero_si512(); G];
+        for ky in 0..kh {
+            let row = (oy * sh + ky * dh) * g.row_len;
+            let v: [__m512i; G] = std::array::from_fn(|j| {
+                let at = row + (i + 16 * j) * sw;
                 debug_assert!(at + 64 <= plane.len());
                 // Safety: at most 64 bytes from `at`, inside the plane and its slack.
-                let v = unsafe { _mm512_loadu_si512(plane.as_ptr().add(at) as *const __m512i) };
-                for q in 0..quads {
-                    // Safety: the index table holds 64 bytes.
-                    let idx = unsafe { _mm512_loadu_si512(self.index[q].as_ptr() as *const __m512i) };
-                    let x = _mm512_permutexvar_epi8(idx, v);
-                    acc = _mm512_dpbusd_epi32(acc, x, _mm512_set1_epi32(weights[ky * quads + q]));
+                unsafe { _mm512_loadu_si512(plane.as_ptr().add(at) as *const __m512i) }
+            });
+            for q in 0..quads {
+                // Safety: the index table holds 64 bytes.
+                let idx = unsafe { _mm512_loadu_si512(self.index[q].as_ptr() as *const __m512i) };
+                let w = _mm512_set1_epi32(weights[ky * quads + q]);
+                for (a, &v) in acc.iter_mut().zip(&v) {
+                    *a = _mm512_dpbusd_epi32(*a, _mm512_permutexvar_epi8(idx, v), w);
                 }
             }
-            let k = (n - i).min(16);
+        }
+        let n = out.len();
+        for (j, &a) in acc.iter().enumerate() {
+            let start = i + 16 * j;
+            let k = (n - start).min(16);
             let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
             // Safety: the mask keeps the store inside `out`.
-            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(i), mask, finish16(acc, correction, mult, bias, epilogue)) };
-            i += 16;
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(start), mask, finish16(a, correction, mult, bias, epilogue)) };
         }
     }
 }

@@ -8,7 +8,7 @@
 //! `x_scale × w_scale[c]` (per-channel scales are exact), biased, and re-quantized
 //! to the output's scale when the graph quantizes it there.
 
-use super::geometry::{ConvAttrs, ConvGeometry, TILE};
+use super::geometry::{ConvAttrs, ConvGeometry, TileRun, TILE};
 use super::kernel::{self, Acc, ActivationCode, Kernel};
 use super::pack::{quantize, quantize_block_x4, quantize_plane, BlockPlanes, PackedWeights, MR};
 use crate::model::parallel::{for_each, SyncPtr};
@@ -123,6 +123,10 @@ pub struct Int8ConvSpec {
     /// Whether the AVX-512 element loops run (x86-64 only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     simd: bool,
+    /// The finished value of each output code, where the epilogue requantizes
+    /// and then applies SiLU (see `simd_x86::requantized_table`).
+    #[cfg(target_arch = "x86_64")]
+    finish_table: Option<super::simd_x86::FinishTable>,
 }
 
 /// What the graph rewrite hands over for one convolution.
@@ -191,7 +195,25 @@ impl Int8ConvSpec {
         let simd = super::simd_x86::available();
         #[cfg(not(target_arch = "x86_64"))]
         let simd = false;
-        Ok(Int8ConvSpec { geom, transpose, cout, input: parts.input, weights, mult, bias, epilogue: parts.epilogue, kernel_name: name, simd })
+        let epilogue = parts.epilogue;
+        Ok(Int8ConvSpec {
+            geom,
+            transpose,
+            cout,
+            input: parts.input,
+            weights,
+            mult,
+            bias,
+            epilogue,
+            kernel_name: name,
+            simd,
+            #[cfg(target_arch = "x86_64")]
+            finish_table: match epilogue.requantize {
+                // Safety: `simd` is set only where the CPU has AVX-512 F.
+                Some(q) if simd && epilogue.silu => Some(unsafe { super::simd_x86::requantized_table(q, &epilogue) }),
+                _ => None,
+            },
+        })
     }
 
     pub fn output_shape(&self, batch: usize) -> [usize; 4] {
@@ -253,25 +275,25 @@ impl Int8ConvSpec {
                         // Safety: the tile's reads end before the buffer's slack does.
                         unsafe { k(x4_base.get().add(grp * group_bytes + 4 * p0), &g.offsets, packed.panel(grp, mp).as_ptr(), &mut acc) };
                         let rows = (cout_g - mp * MR).min(MR);
-                        self.store_panel(grp * cout_g + mp * MR, rows, &acc, zp_eff, &packed.row_sums, p0, y, &mut done);
+                        self.store_panel(grp * cout_g + mp * MR, rows, &acc, zp_eff, &packed.row_sums, ti, y, &mut done);
                     }
                 }
             });
         });
     }
 
-    /// Scale, bias and store kernel rows `first .. first + rows` of one tile.
+    /// Scale, bias and store kernel rows `first .. first + rows` of tile `ti`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn store_panel(&self, first: usize, rows: usize, acc: &Acc, zp_eff: i32, row_sums: &[i32], p0: usize, y: &mut [f32], done: &mut [[f32; TILE]; MR]) {
+    fn store_panel(&self, first: usize, rows: usize, acc: &Acc, zp_eff: i32, row_sums: &[i32], ti: usize, y: &mut [f32], done: &mut [[f32; TILE]; MR]) {
         let g = &self.geom;
         let corrections: [i32; MR] = std::array::from_fn(|r| if r < rows { zp_eff * row_sums[first + r] } else { 0 });
         self.finish_rows(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], done);
         match self.transpose {
-            None => store_tile_rows(g, first, rows, p0, done, y),
+            None => store_tile_rows(g, first, rows, ti, done, y),
             Some([kh, kw]) => {
                 let (ho2, wo2) = (g.out_hw[0] * kh, g.out_hw[1] * kw);
-                g.tile_runs(p0, |lane, oy, ox, len| {
+                for &TileRun { lane, oy, ox, len } in g.tile_runs(ti) {
                     for (r, done) in done.iter().enumerate().take(rows) {
                         let row = first + r;
                         let (co, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
@@ -280,7 +302,7 @@ impl Int8ConvSpec {
                             line[(ox + i) * kw + kx] = done[lane + i];
                         }
                     }
-                });
+                }
             }
         }
     }
@@ -291,7 +313,7 @@ impl Int8ConvSpec {
         #[cfg(target_arch = "x86_64")]
         if self.simd {
             // Safety: `simd` is set only where the CPU has AVX-512 F.
-            return unsafe { super::simd_x86::finish_rows(acc, rows, corrections, mult, bias, &self.epilogue, out) };
+            return unsafe { super::simd_x86::finish_rows(acc, rows, corrections, mult, bias, &self.epilogue, self.finish_table.as_ref(), out) };
         }
         for r in 0..rows {
             for (o, &a) in out[r].iter_mut().zip(&acc[r]) {
@@ -381,12 +403,12 @@ impl Int8ConvSpec {
     }
 }
 
-/// Store the finished rows `first .. first + rows` of the tile at `p0` into the
+/// Store the finished rows `first .. first + rows` of tile `ti` into the
 /// `[cout, ho, wo]` output `y`.
-pub(crate) fn store_tile_rows(g: &ConvGeometry, first: usize, rows: usize, p0: usize, done: &[[f32; TILE]; MR], y: &mut [f32]) {
+pub(crate) fn store_tile_rows(g: &ConvGeometry, first: usize, rows: usize, ti: usize, done: &[[f32; TILE]; MR], y: &mut [f32]) {
     let wo = g.out_hw[1];
     let plane = g.out_hw[0] * wo;
-    g.tile_runs(p0, |lane, oy, ox, len| {
+    for &TileRun { lane, oy, ox, len } in g.tile_runs(ti) {
         for (r, done) in done.iter().enumerate().take(rows) {
             let at = (first + r) * plane + oy * wo + ox;
             if len == TILE {
@@ -395,10 +417,21 @@ pub(crate) fn store_tile_rows(g: &ConvGeometry, first: usize, rows: usize, p0: u
                 let dst: &mut [f32; TILE] = (&mut y[at..at + TILE]).try_into().expect("TILE-long slice");
                 *dst = *done;
             } else {
-                y[at..at + len].copy_from_slice(&done[lane..lane + len]);
+                copy_run(&done[lane..lane + len], &mut y[at..at + len]);
             }
         }
-    });
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of a tile (at most `TILE` floats).
+#[inline]
+fn copy_run(src: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd_x86::available() && src.len() == dst.len() && src.len() <= TILE {
+        // Safety: the CPU has AVX-512 F; both slices hold `src.len() <= TILE` floats.
+        return unsafe { super::simd_x86::copy_short(src.as_ptr(), dst.as_mut_ptr(), src.len()) };
+    }
+    dst.copy_from_slice(src);
 }
 
 thread_local! {

@@ -152,6 +152,9 @@ fn grouped_and_depthwise_convolutions_match_the_definition() {
     check(Case { attrs: attrs(6, [3, 3], [1, 1], [1, 1], [1; 4]), cin: 6, cout: 6, hw: [7, 40], transpose: false }, 7);
     check(Case { attrs: attrs(4, [5, 5], [2, 2], [1, 1], [2; 4]), cin: 4, cout: 8, hw: [15, 14], transpose: false }, 8);
     check(Case { attrs: attrs(1, [3, 3], [1, 1], [1, 1], [1; 4]), cin: 1, cout: 12, hw: [6, 6], transpose: false }, 9);
+    // Rows of 64 pixels and more (the VNNI depthwise kernel's four-chain groups) with tails.
+    check(Case { attrs: attrs(3, [3, 3], [1, 1], [1, 1], [1; 4]), cin: 3, cout: 3, hw: [4, 150], transpose: false }, 12);
+    check(Case { attrs: attrs(2, [5, 5], [2, 2], [2, 2], [4; 4]), cin: 2, cout: 4, hw: [9, 141], transpose: false }, 13);
 }
 
 #[test]
