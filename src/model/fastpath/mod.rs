@@ -12,13 +12,17 @@
 //!   over the 16 distance bins) spends a third of its time there.
 //! - `QuantizeLinearU8` (Q nodes tract keeps between its own ops): scalar in
 //!   tract, 16 lanes at a time here.
+//! - `SumPool` averaging non-overlapping windows (DeepLabV3+'s 2×2 pool after
+//!   its output resize): tract's generic patch walk, a plain loop here.
 
+pub mod avgpool;
 pub mod quantize;
 pub mod resize;
 pub mod softmax;
 
 use anyhow::Result;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::cnn::OptSumPool;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::{Resize, Softmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::quant::QuantizeLinearU8;
@@ -29,6 +33,7 @@ pub struct FastpathReport {
     pub resize: usize,
     pub softmax: usize,
     pub quantize: usize,
+    pub avgpool: usize,
 }
 
 /// Whether the replacements are on (they are, unless `EDGESEG_FASTPATH=off`).
@@ -63,6 +68,11 @@ pub fn replace(model: &mut TypedModel) -> Result<FastpathReport> {
             quantize::FastQuantizeU8::plan(q.scale, q.zero_point, input_facts[0]).map(|q| {
                 report.quantize += 1;
                 Box::new(q) as Box<dyn TypedOp>
+            })
+        } else if let Some(op) = node.op_as::<OptSumPool>() {
+            avgpool::BlockAvgPool::plan(op, input_facts[0]).map(|p| {
+                report.avgpool += 1;
+                Box::new(p) as Box<dyn TypedOp>
             })
         } else {
             None
