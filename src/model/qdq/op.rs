@@ -9,7 +9,7 @@
 //! to the output's scale when the graph quantizes it there.
 
 use super::geometry::{ConvAttrs, ConvGeometry, TileRun, TILE};
-use super::kernel::{self, Acc, ActivationCode, Kernel};
+use super::kernel::{self, Acc, ActivationCode, Kernel, PairKernel};
 use super::pack::{quantize, quantize_block_x4, quantize_plane, BlockPlanes, PackedWeights, MR};
 use crate::model::parallel::{for_each, SyncPtr};
 use std::cell::RefCell;
@@ -127,6 +127,11 @@ pub struct Int8ConvSpec {
     /// and then applies SiLU (see `simd_x86::requantized_table`).
     #[cfg(target_arch = "x86_64")]
     finish_table: Option<super::simd_x86::FinishTable>,
+    /// The two-tile kernel, where the CPU has one (see `kernel::select_pair`).
+    pair: Option<PairKernel>,
+    /// The kernel calls of a GEMM: `(first tile, 1 or 2 tiles)`, adjacent
+    /// tiles paired where there is a two-tile kernel.
+    blocks: Vec<(usize, usize)>,
 }
 
 /// What the graph rewrite hands over for one convolution.
@@ -196,6 +201,9 @@ impl Int8ConvSpec {
         #[cfg(not(target_arch = "x86_64"))]
         let simd = false;
         let epilogue = parts.epilogue;
+        let pair = if matches!(weights, Weights::Gemm(..)) { kernel::select_pair() } else { None };
+        let name = if pair.is_some() && name == "avx512vnni 8x32" { "avx512vnni 8x64 (two 4x64 passes), 8x32" } else { name };
+        let blocks = tile_blocks(&geom, pair.is_some());
         Ok(Int8ConvSpec {
             geom,
             transpose,
@@ -213,6 +221,8 @@ impl Int8ConvSpec {
                 Some(q) if simd && epilogue.silu => Some(unsafe { super::simd_x86::requantized_table(q, &epilogue) }),
                 _ => None,
             },
+            pair,
+            blocks,
         })
     }
 
@@ -264,18 +274,26 @@ impl Int8ConvSpec {
             let x4_base = SyncPtr(x4.as_mut_ptr());
             let y_ptr = SyncPtr(y.as_mut_ptr());
             let y_len = y.len();
-            for_each(g.tiles.len(), TILE * 4 * g.k4() * g.cout, |ti| {
-                let p0 = g.tiles[ti];
-                let mut acc: Acc = [[0; TILE]; MR];
+            for_each(self.blocks.len(), 2 * TILE * 4 * g.k4() * g.cout, |bi| {
+                let (ti, tiles) = self.blocks[bi];
+                let mut acc: [Acc; 2] = [[[0; TILE]; MR]; 2];
                 let mut done = [[0f32; TILE]; MR];
-                // Safety: outputs of different tiles are different pixels.
+                // Safety: outputs of different blocks are different pixels.
                 let y = unsafe { std::slice::from_raw_parts_mut(y_ptr.get(), y_len) };
                 for grp in 0..groups {
                     for mp in 0..packed.panels_per_group {
-                        // Safety: the tile's reads end before the buffer's slack does.
-                        unsafe { k(x4_base.get().add(grp * group_bytes + 4 * p0), &g.offsets, packed.panel(grp, mp).as_ptr(), &mut acc) };
+                        let x = x4_base.get().wrapping_add(grp * group_bytes + 4 * g.tiles[ti]);
+                        let w = packed.panel(grp, mp).as_ptr();
+                        // Safety: a block's reads end before the buffer's slack does (a pair
+                        // reads what its second tile would); `pair` is the CPU's own.
+                        match (tiles, self.pair) {
+                            (2, Some(pair)) => unsafe { pair(x, &g.offsets, w, &mut acc) },
+                            _ => unsafe { k(x, &g.offsets, w, &mut acc[0]) },
+                        }
                         let rows = (cout_g - mp * MR).min(MR);
-                        self.store_panel(grp * cout_g + mp * MR, rows, &acc, zp_eff, &packed.row_sums, ti, y, &mut done);
+                        for (i, acc) in acc.iter().enumerate().take(tiles) {
+                            self.store_panel(grp * cout_g + mp * MR, rows, acc, zp_eff, &packed.row_sums, ti + i, y, &mut done);
+                        }
                     }
                 }
             });
@@ -401,6 +419,19 @@ impl Int8ConvSpec {
             *d = self.epilogue.apply((a - correction) as f32 * mult + bias);
         }
     }
+}
+
+/// The tiles of `g` as kernel calls `(first tile, count)`: with `pairs`, each
+/// tile that starts where the previous one ends joins it.
+fn tile_blocks(g: &ConvGeometry, pairs: bool) -> Vec<(usize, usize)> {
+    let mut blocks = Vec::with_capacity(g.tiles.len());
+    let mut i = 0;
+    while i < g.tiles.len() {
+        let n = if pairs && i + 1 < g.tiles.len() && g.tiles[i + 1] == g.tiles[i] + TILE { 2 } else { 1 };
+        blocks.push((i, n));
+        i += n;
+    }
+    blocks
 }
 
 /// Store the finished rows `first .. first + rows` of tile `ti` into the
