@@ -34,7 +34,8 @@ struct TwoTaps {
     w1: Vec<f32>,
     /// Per 16 output columns: where their sources start, when all of them lie
     /// in the 16 columns from there (an upsampling), so that one load and one
-    /// permute per tap fetch them instead of 16 scalar reads.
+    /// permute per tap fetch them instead of 16 scalar reads (AVX-512 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     windows: Vec<Option<u32>>,
 }
 
