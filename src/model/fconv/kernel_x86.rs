@@ -2,9 +2,7 @@
 //! the bias and the epilogue's activation applied before the results leave
 //! the registers.
 
-use crate::model::qdq::geometry::TILE;
 use crate::model::qdq::op::Epilogue;
-use crate::model::qdq::pack::MR;
 use crate::model::qdq::simd_x86::activate16;
 use std::arch::x86_64::*;
 
@@ -21,8 +19,9 @@ pub const ROWS: usize = 6;
 
 /// `V` vectors of 16 consecutive pixels (from `x`) of a dense convolution, for
 /// the panel's `ROWS` rows `r`: `epilogue(bias[r] + Σ_t w[t·ROWS + r] · x[offsets[t] + i])`.
-/// Vector `j` is stored at lane `first_lane + 16·j` of the tiles in `out`
-/// (lane `l` is `out[l / TILE][r][l % TILE]`).
+/// Vector `j` of row `r < rows` is stored at `out + r·ld + 16·j`: straight into
+/// the output planes where the pixels are one run of an output row, else into
+/// a buffer.
 ///
 /// V = 4 (two tiles side by side) is the main case: 24 accumulators, and each
 /// broadcast weight feeds 4 FMAs. At 2 per broadcast (one tile of 8 rows),
@@ -32,10 +31,10 @@ pub const ROWS: usize = 6;
 ///
 /// # Safety
 /// The CPU has AVX-512 F; every `x + offsets[t] + 16·V` is readable; `w` holds
-/// `offsets.len() × ROWS` floats; `out` holds the tiles that lanes
-/// `first_lane .. first_lane + 16·V` fall in.
+/// `offsets.len() × ROWS` floats; `out + r·ld .. + 16·V` is writable for `r < rows`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn dense_block<const V: usize>(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32; ROWS], epilogue: &Epilogue, first_lane: usize, out: &mut [[[f32; TILE]; MR]]) {
+pub unsafe fn dense_block<const V: usize>(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32; ROWS], epilogue: &Epilogue, rows: usize, out: *mut f32, ld: usize) {
     let mut c: [[__m512; V]; ROWS] = std::array::from_fn(|r| [_mm512_set1_ps(bias[r]); V]);
     for (t, &off) in offsets.iter().enumerate() {
         // Safety: the caller guarantees 16·V readable floats here and ROWS weights per step.
@@ -49,12 +48,10 @@ pub unsafe fn dense_block<const V: usize>(x: *const f32, offsets: &[usize], w: *
             }
         }
     }
-    for (r, cr) in c.iter().enumerate() {
+    for (r, cr) in c.iter().enumerate().take(rows) {
         for (j, &v) in cr.iter().enumerate() {
-            let lane = first_lane + 16 * j;
-            let row = &mut out[lane / TILE][r];
-            // Safety: lane % TILE is 0 or 16, so 16 floats fit in the row.
-            unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(lane % TILE), activate16(v, epilogue)) };
+            // Safety: the caller guarantees 16·V writable floats at each row.
+            unsafe { _mm512_storeu_ps(out.add(r * ld + 16 * j), activate16(v, epilogue)) };
         }
     }
 }

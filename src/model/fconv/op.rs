@@ -13,7 +13,7 @@ use super::kernel_x86 as kernel;
 use crate::model::parallel::{for_each, SyncPtr};
 use crate::model::qdq::geometry::{ConvAttrs, ConvGeometry, TILE};
 use crate::model::qdq::op::{eval_per_image, store_tile_rows, Channels, Epilogue};
-use crate::model::qdq::pack::{deal_to_phases, MR};
+use crate::model::qdq::pack::deal_to_phases;
 use kernel::ROWS;
 use std::cell::RefCell;
 use tract_onnx::prelude::*;
@@ -50,8 +50,15 @@ pub struct F32ConvSpec {
     plane_len: usize,
     /// Floats from one dense plane to the next (see `plane_stride`).
     plane_stride: usize,
+    /// Whether the kernel reads a one-tensor input where it is (see `reads_in_place`).
+    in_place: bool,
     /// The dense kernel's calls, covering `geom.tiles`.
     blocks: Vec<Block>,
+    /// For each block, where its pixels start in an output plane when they are
+    /// one run of one output row: the kernel then stores them in place. (For
+    /// layers with little reduction per pixel, the copy out of a buffer was a
+    /// good part of the time: DeepLabV3+'s 16→64 1×1 conv at 256×256.)
+    block_out: Vec<Option<usize>>,
     weights: Weights,
     bias: Vec<f32>,
     epilogue: Epilogue,
@@ -68,7 +75,8 @@ impl F32ConvSpec {
         ensure!(parts.epilogue.requantize.is_none(), "a float convolution has no output quantization");
         let geom = ConvGeometry::new(parts.attrs.clone(), cin, cout, in_hw)?;
         let plane_len = geom.hp * geom.row_len;
-        let plane_stride = plane_stride(plane_len);
+        let in_place = reads_in_place(&geom, cout);
+        let plane_stride = if in_place { plane_len } else { plane_stride(plane_len) };
         let [dh, dw] = geom.attrs.dilations;
         let taps: Vec<usize> = (0..kh * kw).map(|t| (t / kw) * dh * geom.row_len + geom.column_slot(t % kw * dw)).collect();
         let (offsets, weights) = if group == 1 {
@@ -87,7 +95,8 @@ impl F32ConvSpec {
             (taps, Weights::Depthwise { w: parts.weights.to_vec(), multiplier: cout / cin })
         };
         let blocks = blocks(&geom);
-        Ok(F32ConvSpec { geom, offsets, plane_len, plane_stride, blocks, weights, bias: parts.bias.to_vec(), epilogue: parts.epilogue })
+        let block_out = blocks.iter().map(|&b| in_one_run(&geom, b)).collect();
+        Ok(F32ConvSpec { geom, offsets, plane_len, plane_stride, in_place, blocks, block_out, weights, bias: parts.bias.to_vec(), epilogue: parts.epilogue })
     }
 
     pub fn output_shape(&self, batch: usize) -> [usize; 4] {
@@ -115,18 +124,27 @@ impl F32ConvSpec {
             if buf.len() < total {
                 buf.resize(total, 0.0);
             }
-            let planes = SyncPtr(buf.as_mut_ptr());
-            for_each(cin, plane_len, |c| {
-                // Safety: each channel writes its own plane, inside the buffer sized above.
-                let dst = unsafe { std::slice::from_raw_parts_mut(planes.get().add(c * stride), plane_len) };
-                pad_plane(g, x.plane(c), dst);
-            });
-            let planes = SyncPtr(buf.as_mut_ptr());
+            let planes = match x.as_single().filter(|x| self.in_place && x.len() == cin * plane_len) {
+                // Already the layout the kernel reads: planes `plane_len` apart, no padding.
+                Some(x) => SyncPtr(x.as_ptr() as *mut f32),
+                None => {
+                    let planes = SyncPtr(buf.as_mut_ptr());
+                    for_each(cin, plane_len, |c| {
+                        // Safety: each channel writes its own plane, inside the buffer sized above.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(planes.get().add(c * stride), plane_len) };
+                        pad_plane(g, x.plane(c), dst);
+                    });
+                    SyncPtr(buf.as_mut_ptr())
+                }
+            };
             let y_ptr = SyncPtr(y.as_mut_ptr());
             let y_len = y.len();
+            let out_plane = g.out_hw[0] * g.out_hw[1];
             for_each(self.blocks.len(), 2 * TILE * self.offsets.len() * cout, |bi| {
                 let block = self.blocks[bi];
-                let mut done = [[[0f32; TILE]; MR]; 2];
+                // A block's rows in a buffer, 2 tiles wide, where they cannot go in place.
+                const LD: usize = 2 * TILE;
+                let mut done = [0f32; ROWS * LD];
                 // Safety: outputs of different blocks are different pixels.
                 let y = unsafe { std::slice::from_raw_parts_mut(y_ptr.get(), y_len) };
                 for (mp, panel) in panels.chunks_exact(panel_len).enumerate() {
@@ -134,19 +152,28 @@ impl F32ConvSpec {
                     let rows = (cout - first).min(ROWS);
                     let bias: [f32; ROWS] = std::array::from_fn(|r| if r < rows { self.bias[first + r] } else { 0.0 });
                     let (x, w, ep) = (&self.offsets, panel.as_ptr(), &self.epilogue);
+                    let (out, ld) = match self.block_out[bi] {
+                        // Rows `first + r` of the output, at the run's start: inside `y`, as the
+                        // block's pixels are one run of an output row.
+                        Some(at) => (y.as_mut_ptr().wrapping_add(first * out_plane + at), out_plane),
+                        None => (done.as_mut_ptr(), LD),
+                    };
                     // Safety: `F32Conv` exists only where `kernel::available()`; a block's reads end
-                    // inside the planes' slack (see DENSE_SLACK); the panel holds steps × ROWS floats.
+                    // inside the planes' slack (see DENSE_SLACK); the panel holds steps × ROWS floats;
+                    // the stores go to `rows` rows of 16·V floats at `out` (see above).
                     unsafe {
                         let at = planes.get().add(g.tiles[block.first_tile()]);
                         match block {
-                            Block::Pair(_) => kernel::dense_block::<4>(at, x, w, &bias, ep, 0, &mut done),
-                            Block::Whole(_) => kernel::dense_block::<2>(at, x, w, &bias, ep, 0, &mut done),
-                            Block::Half(_, h) => kernel::dense_block::<1>(at.add(16 * h), x, w, &bias, ep, 16 * h, &mut done),
+                            Block::Pair(_) => kernel::dense_block::<4>(at, x, w, &bias, ep, rows, out, ld),
+                            Block::Whole(_) => kernel::dense_block::<2>(at, x, w, &bias, ep, rows, out, ld),
+                            Block::Half(_, h) => kernel::dense_block::<1>(at.add(16 * h), x, w, &bias, ep, rows, out.wrapping_add(16 * h), ld),
                         }
                     }
-                    store_tile_rows(g, first, rows, block.first_tile(), &done[0], y);
-                    if let Block::Pair(ti) = block {
-                        store_tile_rows(g, first, rows, ti + 1, &done[1], y);
+                    if self.block_out[bi].is_none() {
+                        store_tile_rows(g, first, rows, block.first_tile(), &done, LD, y);
+                        if let Block::Pair(ti) = block {
+                            store_tile_rows(g, first, rows, ti + 1, &done[TILE..], LD, y);
+                        }
                     }
                 }
             });
@@ -215,6 +242,40 @@ fn blocks(g: &ConvGeometry) -> Vec<Block> {
         i += 1;
     }
     blocks
+}
+
+/// Whether a dense convolution reads its input where it is, instead of a
+/// padded copy: a 1×1 stride-1 unpadded convolution (its padded planes are the
+/// input's), with whole tiles (so no read runs past the last plane), and one
+/// panel of outputs, so each input value is read once. With more panels the
+/// copy pays for itself: at the input's own power-of-two plane distance, the
+/// tiles re-read for every panel evict each other from the caches (see
+/// `plane_stride`). DeepLabV3+'s 256→5 head at 128×128 spent half its time
+/// copying 16 MB.
+fn reads_in_place(g: &ConvGeometry, cout: usize) -> bool {
+    let a = &g.attrs;
+    a.kernel == [1, 1] && a.strides == [1, 1] && a.pads == [0; 4] && a.group == 1 && cout <= ROWS && (g.hp * g.row_len).is_multiple_of(TILE)
+}
+
+/// Where the pixels of `block` start in an output plane, when all its lanes
+/// are one run of one output row.
+fn in_one_run(g: &ConvGeometry, block: Block) -> Option<usize> {
+    let (first, tiles) = match block {
+        Block::Pair(i) => (i, 2),
+        Block::Whole(i) => (i, 1),
+        Block::Half(..) => return None,
+    };
+    let start = match g.tile_runs(first) {
+        [run] if run.lane == 0 && run.len == TILE => (run.oy, run.ox),
+        _ => return None,
+    };
+    for k in 1..tiles {
+        match g.tile_runs(first + k) {
+            [run] if run.lane == 0 && run.len == TILE && (run.oy, run.ox) == (start.0, start.1 + k * TILE) => {}
+            _ => return None,
+        }
+    }
+    Some(start.0 * g.out_hw[1] + start.1)
 }
 
 /// `Some(h)` when the output pixels of tile `i` all lie in its half `h`.

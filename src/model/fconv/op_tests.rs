@@ -75,11 +75,15 @@ fn dense_convolutions_match_the_definition() {
     check(attrs(1, 3, 1, 2, [2; 4]), 6, 9, [11, 12], Epilogue { silu: true, ..none }, None);
     check(attrs(1, 5, 2, 1, [2; 4]), 4, 7, [13, 21], Epilogue { hardswish: Some((1.0 / 6.0, 0.5)), ..none }, None);
     check(attrs(1, 1, 1, 1, [0; 4]), 1, 3, [1, 1], none, None);
+    // One panel of a 1×1 conv on whole tiles: read in place.
+    check(attrs(1, 1, 1, 1, [0; 4]), 12, 5, [8, 40], Epilogue { relu: true, ..none }, None);
 }
 
 #[test]
 fn a_fused_concat_reads_both_inputs() {
     check(attrs(1, 3, 1, 1, [1; 4]), 7, 10, [8, 33], Epilogue { relu: true, ..Epilogue::default() }, Some(3));
+    // A conv that reads a one-tensor input in place copies a concatenated one.
+    check(attrs(1, 1, 1, 1, [0; 4]), 9, 4, [4, 16], Epilogue::default(), Some(5));
 }
 
 #[test]

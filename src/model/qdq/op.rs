@@ -41,6 +41,14 @@ impl<'a> Channels<'a> {
         Channels { parts: xs.iter().map(|x| (*x, x.len() / plane.max(1))).collect(), plane }
     }
 
+    /// All channels as one `[c, h, w]` slice, when they are one tensor.
+    pub(crate) fn as_single(&self) -> Option<&'a [f32]> {
+        match self.parts.as_slice() {
+            [(x, _)] => Some(x),
+            _ => None,
+        }
+    }
+
     /// Channel `c`'s `h × w` plane.
     pub(crate) fn plane(&self, mut c: usize) -> &'a [f32] {
         for &(x, n) in &self.parts {
@@ -308,7 +316,7 @@ impl Int8ConvSpec {
         let corrections: [i32; MR] = std::array::from_fn(|r| if r < rows { zp_eff * row_sums[first + r] } else { 0 });
         self.finish_rows(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], done);
         match self.transpose {
-            None => store_tile_rows(g, first, rows, ti, done, y),
+            None => store_tile_rows(g, first, rows, ti, done.as_flattened(), TILE, y),
             Some([kh, kw]) => {
                 let (ho2, wo2) = (g.out_hw[0] * kh, g.out_hw[1] * kw);
                 for &TileRun { lane, oy, ox, len } in g.tile_runs(ti) {
@@ -435,12 +443,13 @@ fn tile_blocks(g: &ConvGeometry, pairs: bool) -> Vec<(usize, usize)> {
 }
 
 /// Store the finished rows `first .. first + rows` of tile `ti` into the
-/// `[cout, ho, wo]` output `y`.
-pub(crate) fn store_tile_rows(g: &ConvGeometry, first: usize, rows: usize, ti: usize, done: &[[f32; TILE]; MR], y: &mut [f32]) {
+/// `[cout, ho, wo]` output `y`; row `r` of the tile is `done[r·ld .. r·ld + TILE]`.
+pub(crate) fn store_tile_rows(g: &ConvGeometry, first: usize, rows: usize, ti: usize, done: &[f32], ld: usize, y: &mut [f32]) {
     let wo = g.out_hw[1];
     let plane = g.out_hw[0] * wo;
     for &TileRun { lane, oy, ox, len } in g.tile_runs(ti) {
-        for (r, done) in done.iter().enumerate().take(rows) {
+        for r in 0..rows {
+            let done: &[f32; TILE] = done[r * ld..r * ld + TILE].try_into().expect("TILE-long slice");
             let at = (first + r) * plane + oy * wo + ox;
             if len == TILE {
                 // A whole tile in one row (the common case): a fixed-size
