@@ -42,6 +42,7 @@ impl<'a> Channels<'a> {
     }
 
     /// All channels as one `[c, h, w]` slice, when they are one tensor.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn as_single(&self) -> Option<&'a [f32]> {
         match self.parts.as_slice() {
             [(x, _)] => Some(x),
