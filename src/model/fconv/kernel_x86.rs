@@ -3,7 +3,7 @@
 //! the registers.
 
 use crate::model::qdq::op::Epilogue;
-use crate::model::qdq::simd_x86::activate16;
+use crate::model::qdq::simd_x86::{activate16, tail_mask};
 use std::arch::x86_64::*;
 
 /// Floats a depthwise row reads past its last output pixel.
@@ -81,7 +81,7 @@ pub unsafe fn depthwise_row(plane: *const f32, offsets: &[usize], taps: &[f32], 
                 break;
             }
             let k = (n - start).min(16);
-            let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+            let mask = tail_mask(k);
             // Safety: lanes past `n` are masked off.
             unsafe { _mm512_mask_storeu_ps(out.add(start), mask, activate16(a, epilogue)) };
         }

@@ -10,7 +10,7 @@
 
 use super::geometry::ConvGeometry;
 use super::op::Epilogue;
-use super::simd_x86::finish16;
+use super::simd_x86::{finish16, tail_mask};
 use std::arch::x86_64::*;
 
 /// Bytes a row read may run past the plane's last pixel.
@@ -131,7 +131,7 @@ impl DepthwiseVnni {
         for (j, &a) in acc.iter().enumerate() {
             let start = i + 16 * j;
             let k = (n - start).min(16);
-            let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+            let mask = tail_mask(k);
             // Safety: the mask keeps the store inside `out`.
             unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(start), mask, finish16(a, correction, mult, bias, epilogue)) };
         }

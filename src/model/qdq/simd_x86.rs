@@ -14,6 +14,16 @@ pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
+/// The mask of the first `min(k, 16)` lanes: a row's tail in a masked load or store.
+#[inline]
+pub(crate) fn tail_mask(k: usize) -> __mmask16 {
+    if k >= 16 {
+        0xffff
+    } else {
+        (1u16 << k) - 1
+    }
+}
+
 /// `saturate(round_half_to_even(x / s) + zp)` on 16 lanes, as i32. The float
 /// clamp first keeps the conversion in range (NaN ends as 0, as in `pack::quantize`).
 #[inline]
@@ -38,7 +48,7 @@ pub unsafe fn quantize_x4(lines: [Option<*const f32>; 4], n: usize, dst: *mut u8
     let mut i = 0;
     while i < n {
         let k = (n - i).min(16);
-        let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+        let mask = tail_mask(k);
         let mut word = _mm512_setzero_si512();
         for (j, line) in lines.iter().enumerate() {
             let q = match line {
@@ -194,14 +204,7 @@ pub fn finish_rows(acc: &[[i32; TILE]; MR], rows: usize, corrections: &[i32; MR]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn copy_short(src: *const f32, dst: *mut f32, n: usize) {
     debug_assert!(n <= 32);
-    let mask = |k: usize| -> __mmask16 {
-        if k >= 16 {
-            0xffff
-        } else {
-            (1u16 << k) - 1
-        }
-    };
-    let (m0, m1) = (mask(n), mask(n.saturating_sub(16)));
+    let (m0, m1) = (tail_mask(n), tail_mask(n.saturating_sub(16)));
     // Safety: masked-off lanes are neither read nor written (AVX-512 suppresses their faults).
     unsafe {
         _mm512_mask_storeu_ps(dst, m0, _mm512_maskz_loadu_ps(m0, src));
@@ -220,7 +223,7 @@ pub unsafe fn quantize_u8(src: *const f32, n: usize, dst: *mut u8, scale: f32, z
     let mut i = 0;
     while i < n {
         let k = (n - i).min(16);
-        let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+        let mask = tail_mask(k);
         let q = quantize16(unsafe { _mm512_maskz_loadu_ps(mask, src.add(i)) }, s, zp);
         unsafe { _mm512_mask_cvtepi32_storeu_epi8(dst.add(i) as *mut i8, mask, q) };
         i += 16;
@@ -243,7 +246,7 @@ pub unsafe fn depthwise_row(plane: *const u8, offsets: &[usize], taps: &[i8], n:
             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, _mm512_set1_epi32(i32::from(w))));
         }
         let k = (n - i).min(16);
-        let mask: __mmask16 = if k == 16 { 0xffff } else { (1u16 << k) - 1 };
+        let mask = tail_mask(k);
         unsafe { _mm512_mask_storeu_ps(out.add(i), mask, finish16(acc, correction, mult, bias, epilogue)) };
         i += 16;
     }
