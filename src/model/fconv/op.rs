@@ -12,7 +12,7 @@
 use super::kernel_x86 as kernel;
 use crate::model::parallel::{for_each, SyncPtr};
 use crate::model::qdq::geometry::{ConvAttrs, ConvGeometry, TILE};
-use crate::model::qdq::op::{eval_per_image, store_tile_rows, Channels, Epilogue};
+use crate::model::qdq::op::{eval_per_image, store_tile_rows, tile_blocks, Channels, Epilogue};
 use crate::model::qdq::pack::deal_to_phases;
 use kernel::ROWS;
 use std::cell::RefCell;
@@ -120,14 +120,14 @@ impl F32ConvSpec {
         let (cin, cout) = (g.cin, g.cout);
         let (plane_len, stride) = (self.plane_len, self.plane_stride);
         PLANES.with_borrow_mut(|buf| {
-            let total = cin * stride + DENSE_SLACK;
-            if buf.len() < total {
-                buf.resize(total, 0.0);
-            }
             let planes = match x.as_single().filter(|x| self.in_place && x.len() == cin * plane_len) {
                 // Already the layout the kernel reads: planes `plane_len` apart, no padding.
                 Some(x) => SyncPtr(x.as_ptr() as *mut f32),
                 None => {
+                    let total = cin * stride + DENSE_SLACK;
+                    if buf.len() < total {
+                        buf.resize(total, 0.0);
+                    }
                     let planes = SyncPtr(buf.as_mut_ptr());
                     for_each(cin, plane_len, |c| {
                         // Safety: each channel writes its own plane, inside the buffer sized above.
@@ -151,7 +151,7 @@ impl F32ConvSpec {
                     let first = mp * ROWS;
                     let rows = (cout - first).min(ROWS);
                     let bias: [f32; ROWS] = std::array::from_fn(|r| if r < rows { self.bias[first + r] } else { 0.0 });
-                    let (x, w, ep) = (&self.offsets, panel.as_ptr(), &self.epilogue);
+                    let (taps, w, ep) = (&self.offsets, panel.as_ptr(), &self.epilogue);
                     let (out, ld) = match self.block_out[bi] {
                         // Rows `first + r` of the output, at the run's start: inside `y`, as the
                         // block's pixels are one run of an output row.
@@ -164,9 +164,9 @@ impl F32ConvSpec {
                     unsafe {
                         let at = planes.get().add(g.tiles[block.first_tile()]);
                         match block {
-                            Block::Pair(_) => kernel::dense_block::<4>(at, x, w, &bias, ep, rows, out, ld),
-                            Block::Whole(_) => kernel::dense_block::<2>(at, x, w, &bias, ep, rows, out, ld),
-                            Block::Half(_, h) => kernel::dense_block::<1>(at.add(16 * h), x, w, &bias, ep, rows, out.wrapping_add(16 * h), ld),
+                            Block::Pair(_) => kernel::dense_block::<4>(at, taps, w, &bias, ep, rows, out, ld),
+                            Block::Whole(_) => kernel::dense_block::<2>(at, taps, w, &bias, ep, rows, out, ld),
+                            Block::Half(_, h) => kernel::dense_block::<1>(at.add(16 * h), taps, w, &bias, ep, rows, out.wrapping_add(16 * h), ld),
                         }
                     }
                     if self.block_out[bi].is_none() {
@@ -227,21 +227,13 @@ impl Block {
 
 /// The tiles grouped into kernel calls: adjacent whole tiles in pairs.
 fn blocks(g: &ConvGeometry) -> Vec<Block> {
-    let mut blocks = Vec::with_capacity(g.tiles.len());
-    let mut i = 0;
-    while i < g.tiles.len() {
-        let start = i;
-        blocks.push(match only_half(g, i) {
-            Some(h) => Block::Half(i, h),
-            None if i + 1 < g.tiles.len() && g.tiles[i + 1] == g.tiles[i] + TILE && only_half(g, i + 1).is_none() => {
-                i += 1;
-                Block::Pair(start)
-            }
-            None => Block::Whole(start),
-        });
-        i += 1;
-    }
-    blocks
+    let whole = |i| only_half(g, i).is_none();
+    let blocks = tile_blocks(g, whole).into_iter().map(|(i, n)| match (n, only_half(g, i)) {
+        (2, _) => Block::Pair(i),
+        (_, Some(h)) => Block::Half(i, h),
+        _ => Block::Whole(i),
+    });
+    blocks.collect()
 }
 
 /// Whether a dense convolution reads its input where it is, instead of a

@@ -26,12 +26,13 @@ pub type Kernel = unsafe fn(x: *const u8, offsets: &[usize], w: *const i8, acc: 
 /// readable bytes per step.
 pub type PairKernel = unsafe fn(x: *const u8, offsets: &[usize], w: *const i8, acc: &mut [Acc; 2]);
 
-/// The two-tile kernel this CPU runs, if it has one: on AVX-512 VNNI, the
-/// kernel [`select`] picks (same activation code).
-pub fn select_pair() -> Option<PairKernel> {
+/// The two-tile kernel this CPU runs, if it has one, and the name for logs of
+/// it with the one-tile kernel [`select`] picks (same activation code): on
+/// AVX-512 VNNI.
+pub fn select_pair() -> Option<(PairKernel, &'static str)> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512vnni") && std::arch::is_x86_feature_detected!("avx512bw") {
-        return Some(x86::avx512_vnni_pair);
+        return Some((x86::avx512_vnni_pair, "avx512vnni 8x64 (two 4x64 passes), 8x32"));
     }
     None
 }

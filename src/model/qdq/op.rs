@@ -210,9 +210,11 @@ impl Int8ConvSpec {
         #[cfg(not(target_arch = "x86_64"))]
         let simd = false;
         let epilogue = parts.epilogue;
-        let pair = if matches!(weights, Weights::Gemm(..)) { kernel::select_pair() } else { None };
-        let name = if pair.is_some() && name == "avx512vnni 8x32" { "avx512vnni 8x64 (two 4x64 passes), 8x32" } else { name };
-        let blocks = tile_blocks(&geom, pair.is_some());
+        let (pair, kernel_name) = match kernel::select_pair() {
+            Some((pair, pair_name)) if matches!(weights, Weights::Gemm(..)) => (Some(pair), pair_name),
+            _ => (None, name),
+        };
+        let blocks = tile_blocks(&geom, |_| pair.is_some());
         Ok(Int8ConvSpec {
             geom,
             transpose,
@@ -222,7 +224,7 @@ impl Int8ConvSpec {
             mult,
             bias,
             epilogue,
-            kernel_name: name,
+            kernel_name,
             simd,
             #[cfg(target_arch = "x86_64")]
             finish_table: match epilogue.requantize {
@@ -430,13 +432,14 @@ impl Int8ConvSpec {
     }
 }
 
-/// The tiles of `g` as kernel calls `(first tile, count)`: with `pairs`, each
-/// tile that starts where the previous one ends joins it.
-fn tile_blocks(g: &ConvGeometry, pairs: bool) -> Vec<(usize, usize)> {
+/// The tiles of `g` as kernel calls `(first tile, count)`: each tile that
+/// starts where the previous one ends joins it, when `pairable` allows both.
+pub(crate) fn tile_blocks(g: &ConvGeometry, pairable: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
     let mut blocks = Vec::with_capacity(g.tiles.len());
     let mut i = 0;
     while i < g.tiles.len() {
-        let n = if pairs && i + 1 < g.tiles.len() && g.tiles[i + 1] == g.tiles[i] + TILE { 2 } else { 1 };
+        let adjacent = i + 1 < g.tiles.len() && g.tiles[i + 1] == g.tiles[i] + TILE;
+        let n = if adjacent && pairable(i) && pairable(i + 1) { 2 } else { 1 };
         blocks.push((i, n));
         i += n;
     }
