@@ -42,7 +42,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "concat_fused": model.f32conv.concat_fused,
                 "left_to_tract": model.f32conv.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
-            "fastpath": {"resize": model.fastpath.resize, "softmax": model.fastpath.softmax, "quantize": model.fastpath.quantize, "avgpool": model.fastpath.avgpool},
+            "fastpath": {"resize": model.fastpath.resize, "softmax": model.fastpath.softmax, "quantize": model.fastpath.quantize, "avgpool": model.fastpath.avgpool, "maxpool": model.fastpath.maxpool},
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
@@ -107,10 +107,10 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
         }
     }
     let f = &model.fastpath;
-    if f.resize + f.softmax + f.quantize + f.avgpool > 0 {
+    if f.resize + f.softmax + f.quantize + f.avgpool + f.maxpool > 0 {
         println!(
-            "fast ops     {} Resize, {} Softmax, {} QuantizeLinear and {} AveragePool run by edgeseg's equivalents (same values as tract's; EDGESEG_FASTPATH=off for tract's own)",
-            f.resize, f.softmax, f.quantize, f.avgpool
+            "fast ops     {} Resize, {} Softmax, {} QuantizeLinear, {} AveragePool and {} MaxPool run by edgeseg's equivalents (same values as tract's; EDGESEG_FASTPATH=off for tract's own)",
+            f.resize, f.softmax, f.quantize, f.avgpool, f.maxpool
         );
     }
     Ok(ExitCode::SUCCESS)

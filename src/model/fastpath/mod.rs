@@ -14,15 +14,18 @@
 //!   tract, 16 lanes at a time here.
 //! - `SumPool` averaging non-overlapping windows (DeepLabV3+'s 2×2 pool after
 //!   its output resize): tract's generic patch walk, a plain loop here.
+//! - `MaxPool` 2×2 at stride 2 (the U-Net's down-sampling): a scalar loop per
+//!   window in tract, whole vectorised rows on every thread here.
 
 pub mod avgpool;
+pub mod maxpool;
 pub mod quantize;
 pub mod resize;
 pub mod softmax;
 
 use anyhow::Result;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::cnn::OptSumPool;
+use tract_onnx::tract_core::ops::cnn::{OptMaxPool, OptSumPool};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::{Resize, Softmax, SoftmaxKind};
 use tract_onnx::tract_core::ops::quant::QuantizeLinearU8;
@@ -34,6 +37,7 @@ pub struct FastpathReport {
     pub softmax: usize,
     pub quantize: usize,
     pub avgpool: usize,
+    pub maxpool: usize,
 }
 
 /// Whether the replacements are on (they are, unless `EDGESEG_FASTPATH=off`).
@@ -72,6 +76,11 @@ pub fn replace(model: &mut TypedModel) -> Result<FastpathReport> {
         } else if let Some(op) = node.op_as::<OptSumPool>() {
             avgpool::BlockAvgPool::plan(op, input_facts[0]).map(|p| {
                 report.avgpool += 1;
+                Box::new(p) as Box<dyn TypedOp>
+            })
+        } else if let Some(op) = node.op_as::<OptMaxPool>() {
+            maxpool::BlockMaxPool::plan(op, input_facts[0]).map(|p| {
+                report.maxpool += 1;
                 Box::new(p) as Box<dyn TypedOp>
             })
         } else {
