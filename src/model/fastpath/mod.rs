@@ -14,8 +14,10 @@
 //!   tract, 16 lanes at a time here.
 //! - `SumPool` averaging non-overlapping windows (DeepLabV3+'s 2×2 pool after
 //!   its output resize): tract's generic patch walk, a plain loop here.
-//! - `MaxPool` 2×2 at stride 2 (the U-Net's down-sampling): a scalar loop per
-//!   window in tract, whole vectorised rows on every thread here.
+//! - `MaxPool` 2×2 at stride 2 (the U-Net's down-sampling), a scalar loop per
+//!   window in tract, and every other undilated window but tract's vectorised
+//!   2×2 ones (YOLO's SPPF 5×5), one thread and one fold call per tap row in
+//!   tract: whole vectorised rows on every thread here.
 
 pub mod avgpool;
 pub mod maxpool;
