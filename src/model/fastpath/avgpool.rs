@@ -9,7 +9,7 @@
 //! -0.0 as `Iterator::sum` does) and multiplies by tract's `1 / (kh·kw)`, so
 //! the values are tract's.
 
-use crate::model::parallel::{for_each, SyncPtr};
+use super::planes::map_rows;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{OptSumPool, PaddingSpec};
@@ -90,25 +90,8 @@ impl EvalOp for BlockAvgPool {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = &inputs[0];
-        ensure!(x.shape() == self.input, "BlockAvgPool planned for {:?}, got {:?}", self.input, x.shape());
-        let [n, c, h, w] = self.input;
-        let [ho, wo] = self.out_hw();
-        // Safety: every element is written below.
-        let mut y = unsafe { Tensor::uninitialized::<f32>(&[n, c, ho, wo])? };
-        {
-            let xs = x.try_as_plain_ram()?;
-            let xs = xs.as_slice::<f32>()?;
-            let mut ys = y.try_as_plain_ram_mut()?;
-            let ys = ys.as_slice_mut::<f32>()?;
-            let ptr = SyncPtr(ys.as_mut_ptr());
-            for_each(n * c * ho, self.kernel[0] * w, |item| {
-                let (plane, oy) = (item / ho, item % ho);
-                // Safety: item writes output row oy of its plane alone.
-                let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(item * wo), wo) };
-                self.row(&xs[plane * h * w..(plane + 1) * h * w], oy, out);
-            });
-        }
+        let work = self.kernel[0] * self.input[3];
+        let y = map_rows("BlockAvgPool", &inputs[0], self.input, self.out_hw(), 1, work, |x, oy, out| self.row(x, oy, out))?;
         Ok(tvec!(y.into_tvalue()))
     }
 }
@@ -127,14 +110,8 @@ mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::{PoolSpec, SumPool};
 
-    /// What tract's optimiser makes of an average pool on `shape`.
     fn optimized(pool_spec: PoolSpec, shape: [usize; 4]) -> OptSumPool {
-        let mut model = TypedModel::default();
-        let x = model.add_source("x", f32::fact(shape)).unwrap();
-        let y = model.wire_node("pool", SumPool { pool_spec, count_include_pad: false, normalize: true }, &[x]).unwrap();
-        model.select_output_outlets(&y).unwrap();
-        let model = model.into_optimized().unwrap();
-        model.nodes().iter().find_map(|n| n.op_as::<OptSumPool>().cloned()).expect("an OptSumPool")
+        super::super::planes::optimized(SumPool { pool_spec, count_include_pad: false, normalize: true }, shape)
     }
 
     #[test]

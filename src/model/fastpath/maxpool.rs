@@ -17,7 +17,7 @@
 //!   does not depend on the order it is taken in, so the values are tract's; only
 //!   where +0 and -0 tie may the sign of the zero differ.
 
-use crate::model::parallel::{for_each, SyncPtr};
+use super::planes::map_rows;
 use std::cell::RefCell;
 use std::ops::Range;
 use tract_onnx::prelude::*;
@@ -162,33 +162,16 @@ impl EvalOp for BlockMaxPool {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = &inputs[0];
-        ensure!(x.shape() == self.input, "BlockMaxPool planned for {:?}, got {:?}", self.input, x.shape());
-        let [n, c, h, w] = self.input;
+        let w = self.input[3];
         let [ho, wo] = self.output_hw;
-        // Safety: every element is written below.
-        let mut y = unsafe { Tensor::uninitialized::<f32>(&[n, c, ho, wo])? };
-        {
-            let xs = x.try_as_plain_ram()?;
-            let xs = xs.as_slice::<f32>()?;
-            let mut ys = y.try_as_plain_ram_mut()?;
-            let ys = ys.as_slice_mut::<f32>()?;
-            let ptr = SyncPtr(ys.as_mut_ptr());
-            match self.window {
-                Window::Halving => for_each(n * c * ho, 2 * w, |item| {
-                    let (plane, oy) = (item / ho, item % ho);
-                    // Safety: item writes output row oy of its plane alone.
-                    let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(item * wo), wo) };
-                    self.halving_row(&xs[plane * h * w..(plane + 1) * h * w], oy, out);
-                }),
-                // A plane at a time: the SPPF's are 10×10, too small to split.
-                Window::Separable { kernel, stride, pad_before } => for_each(n * c, ho * (kernel[0] * w + kernel[1] * wo), |plane| {
-                    // Safety: plane writes its own output plane alone.
-                    let out = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(plane * ho * wo), ho * wo) };
-                    self.separable_plane(&xs[plane * h * w..(plane + 1) * h * w], out, kernel, stride, pad_before);
-                }),
+        let y = match self.window {
+            Window::Halving => map_rows("BlockMaxPool", &inputs[0], self.input, self.output_hw, 1, 2 * w, |x, oy, out| self.halving_row(x, oy, out))?,
+            // A plane at a time: the SPPF's are 10×10, too small to split.
+            Window::Separable { kernel, stride, pad_before } => {
+                let work = ho * (kernel[0] * w + kernel[1] * wo);
+                map_rows("BlockMaxPool", &inputs[0], self.input, self.output_hw, ho, work, |x, _, out| self.separable_plane(x, out, kernel, stride, pad_before))?
             }
-        }
+        };
         Ok(tvec!(y.into_tvalue()))
     }
 }
@@ -207,14 +190,8 @@ mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::{MaxPool, PaddingSpec, PoolSpec};
 
-    /// What tract's optimiser makes of a max pool on `shape`.
     fn optimized(pool_spec: PoolSpec, shape: [usize; 4]) -> OptMaxPool {
-        let mut model = TypedModel::default();
-        let x = model.add_source("x", f32::fact(shape)).unwrap();
-        let y = model.wire_node("pool", MaxPool { pool_spec, with_index_outputs: None }, &[x]).unwrap();
-        model.select_output_outlets(&y).unwrap();
-        let model = model.into_optimized().unwrap();
-        model.nodes().iter().find_map(|n| n.op_as::<OptMaxPool>().cloned()).expect("an OptMaxPool")
+        super::super::planes::optimized(MaxPool { pool_spec, with_index_outputs: None }, shape)
     }
 
     fn spec(kernel: [usize; 2], stride: usize, padding: PaddingSpec, c: usize) -> PoolSpec {

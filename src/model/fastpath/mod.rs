@@ -21,6 +21,7 @@
 
 pub mod avgpool;
 pub mod maxpool;
+mod planes;
 pub mod quantize;
 pub mod resize;
 pub mod softmax;
