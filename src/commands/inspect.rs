@@ -109,7 +109,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     let f = &model.fastpath;
     if f.resize + f.softmax + f.quantize + f.avgpool + f.maxpool > 0 {
         println!(
-            "fast ops     {} Resize, {} Softmax, {} QuantizeLinear, {} AveragePool and {} MaxPool run by edgeseg's equivalents (same values as tract's; EDGESEG_FASTPATH=off for tract's own)",
+            "fast ops     {} Resize, {} Softmax, {} QuantizeLinear, {} AveragePool and {} MaxPool run by edgeseg's equivalents (tract's values, the softmax within 4 ulp; EDGESEG_FASTPATH=off for tract's own)",
             f.resize, f.softmax, f.quantize, f.avgpool, f.maxpool
         );
     }
