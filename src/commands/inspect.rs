@@ -30,6 +30,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "relu_fused": model.int8.relu_fused,
                 "hardswish_fused": model.int8.hardswish_fused,
                 "silu_fused": model.int8.silu_fused,
+                "code_edges": model.int8.code_edges,
                 "kernel": crate::model::qdq::kernel::select().2,
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
@@ -92,6 +93,9 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
             r.hardswish_fused,
             r.silu_fused
         );
+        if r.code_edges > 0 {
+            println!("  {} of them hand uint8 codes to the int8 convolutions that read them (no float tensor in between)", r.code_edges);
+        }
         for (node, why) in &r.skipped {
             println!("  in float: {node}: {why}");
         }

@@ -132,7 +132,7 @@ impl F32ConvSpec {
                     for_each(cin, plane_len, |c| {
                         // Safety: each channel writes its own plane, inside the buffer sized above.
                         let dst = unsafe { std::slice::from_raw_parts_mut(planes.get().add(c * stride), plane_len) };
-                        pad_plane(g, x.plane(c), dst);
+                        pad_plane(g, x.float_plane(c), dst);
                     });
                     SyncPtr(buf.as_mut_ptr())
                 }
@@ -188,7 +188,7 @@ impl F32ConvSpec {
         for_each(g.cin, self.plane_len * (1 + multiplier * taps), |c| {
             DEPTHWISE_PLANE.with_borrow_mut(|plane| {
                 plane.resize(self.plane_len + kernel::DEPTHWISE_SLACK, 0.0);
-                pad_plane(g, x.plane(c), &mut plane[..self.plane_len]);
+                pad_plane(g, x.float_plane(c), &mut plane[..self.plane_len]);
                 for o in c * multiplier..(c + 1) * multiplier {
                     let taps = &w[o * taps..(o + 1) * taps];
                     for oy in 0..ho {
@@ -352,7 +352,7 @@ impl EvalOp for F32Conv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let g = &self.spec.geom;
-        eval_per_image("F32Conv", g.in_hw, g.cin, &inputs, &self.spec.output_shape(inputs[0].shape()[0]), |x, y| self.spec.run(x, y))
+        eval_per_image::<f32>("F32Conv", g.in_hw, g.cin, &inputs, &self.spec.output_shape(inputs[0].shape()[0]), false, |x, y| self.spec.run(x, y))
     }
 }
 

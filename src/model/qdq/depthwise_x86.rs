@@ -10,7 +10,7 @@
 
 use super::geometry::ConvGeometry;
 use super::op::Epilogue;
-use super::simd_x86::{finish16, tail_mask};
+use super::simd_x86::{finish16, tail_mask, Requantize16};
 use std::arch::x86_64::*;
 
 /// Bytes a row read may run past the plane's last pixel.
@@ -80,15 +80,16 @@ impl DepthwiseVnni {
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
     pub unsafe fn row(&self, g: &ConvGeometry, plane: &[u8], o: usize, oy: usize, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: &mut [f32]) {
         let n = out.len();
+        let rq = Requantize16::new(epilogue);
         let mut i = 0;
         while i + 64 <= n {
             // Safety: as this function's.
-            unsafe { self.pixels::<4>(g, plane, o, oy, i, correction, mult, bias, epilogue, out) };
+            unsafe { self.pixels::<4>(g, plane, o, oy, i, correction, mult, bias, epilogue, rq, out) };
             i += 64;
         }
         while i < n {
             // Safety: as this function's.
-            unsafe { self.pixels::<1>(g, plane, o, oy, i, correction, mult, bias, epilogue, out) };
+            unsafe { self.pixels::<1>(g, plane, o, oy, i, correction, mult, bias, epilogue, rq, out) };
             i += 16;
         }
     }
@@ -103,7 +104,20 @@ impl DepthwiseVnni {
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
-    unsafe fn pixels<const G: usize>(&self, g: &ConvGeometry, plane: &[u8], o: usize, oy: usize, i: usize, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: &mut [f32]) {
+    unsafe fn pixels<const G: usize>(
+        &self,
+        g: &ConvGeometry,
+        plane: &[u8],
+        o: usize,
+        oy: usize,
+        i: usize,
+        correction: i32,
+        mult: f32,
+        bias: f32,
+        epilogue: &Epilogue,
+        rq: Requantize16,
+        out: &mut [f32],
+    ) {
         let kh = g.attrs.kernel[0];
         let [sh, sw] = g.attrs.strides;
         let dh = g.attrs.dilations[0];
@@ -133,7 +147,7 @@ impl DepthwiseVnni {
             let k = (n - start).min(16);
             let mask = tail_mask(k);
             // Safety: the mask keeps the store inside `out`.
-            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(start), mask, finish16(a, correction, mult, bias, epilogue)) };
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(start), mask, finish16(a, correction, mult, bias, epilogue, rq)) };
         }
     }
 }

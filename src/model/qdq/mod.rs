@@ -13,6 +13,8 @@
 //! stays with tract. Set `EDGESEG_INT8=off` to load a QDQ model the way plain
 //! tract does (float compute), e.g. to compare the two.
 
+pub mod channels;
+pub mod code_edges;
 pub mod geometry;
 pub mod kernel;
 pub mod op;
@@ -55,6 +57,10 @@ fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn Infere
         transpose: node.get_attr::<i64>("transpose")? != 0,
         input: QuantParams { scale: node.get_attr("x_scale")?, zero_point: node.get_attr::<i64>("x_zero_point")? as u8 },
         epilogue: node_epilogue(node, requantize)?,
+        codes: match node.get_attr_opt::<f32>("code_scale")? {
+            Some(scale) => Some(QuantParams { scale, zero_point: node.get_attr::<i64>("code_zero_point")? as u8 }),
+            None => None,
+        },
     };
     Ok((expand(spec), vec![]))
 }
@@ -115,6 +121,8 @@ struct Int8ConvNode {
     transpose: bool,
     input: QuantParams,
     epilogue: Epilogue,
+    /// Store the output as uint8 codes of these parameters (see `channels`).
+    codes: Option<QuantParams>,
 }
 
 impl Int8ConvNode {
@@ -135,7 +143,7 @@ impl Expansion for Int8ConvNode {
     fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
         check_input_arity(inputs, self.inputs + 3)?;
         check_output_arity(outputs, 1)?;
-        s.equals(&outputs[0].datum_type, f32::datum_type())?;
+        s.equals(&outputs[0].datum_type, if self.codes.is_some() { u8::datum_type() } else { f32::datum_type() })?;
         s.equals(&outputs[0].rank, 4)?;
         s.given(&inputs[0].shape, move |s, shape| {
             if let (Ok(c), Ok(h), Ok(w)) = (shape[1].to_usize(), shape[2].to_usize(), shape[3].to_usize()) {
@@ -170,7 +178,10 @@ impl Expansion for Int8ConvNode {
             bias: Some(bias.try_as_plain_ram()?.as_slice::<f32>()?),
             epilogue: self.epilogue,
         };
-        let spec = Int8ConvSpec::new(&parts, cin, [h, w]).with_context(|| format!("{prefix}: preparing the int8 convolution"))?;
+        let mut spec = Int8ConvSpec::new(&parts, cin, [h, w]).with_context(|| format!("{prefix}: preparing the int8 convolution"))?;
+        if let Some(q) = self.codes {
+            spec.emit_codes(q).with_context(|| format!("{prefix}: storing codes"))?;
+        }
         model.wire_node(prefix, Int8Conv { spec: Arc::new(spec) }, xs)
     }
 }

@@ -8,6 +8,9 @@
 //! `x_scale × w_scale[c]` (per-channel scales are exact), biased, and re-quantized
 //! to the output's scale when the graph quantizes it there.
 
+pub(crate) use super::channels::eval_per_image;
+pub use super::channels::Channels;
+use super::channels::Stored;
 use super::geometry::{ConvAttrs, ConvGeometry, TileRun, TILE};
 use super::kernel::{self, Acc, ActivationCode, Kernel, PairKernel};
 use super::pack::{quantize, quantize_block_x4, quantize_plane, BlockPlanes, PackedWeights, MR};
@@ -21,46 +24,6 @@ use tract_onnx::tract_core::internal::*;
 pub struct QuantParams {
     pub scale: f32,
     pub zero_point: u8,
-}
-
-/// The input channels of one image: one tensor's, or several tensors' one
-/// after the other (a `Concat` on the channel axis that the rewrite fused).
-pub struct Channels<'a> {
-    parts: TVec<(&'a [f32], usize)>,
-    plane: usize,
-}
-
-impl<'a> Channels<'a> {
-    /// `x` is `[c, h, w]` with `plane = h × w`.
-    pub fn single(x: &'a [f32], plane: usize) -> Channels<'a> {
-        Channels { parts: tvec![(x, x.len() / plane.max(1))], plane }
-    }
-
-    /// Tensors `[c_i, h, w]` concatenated on the channel axis.
-    pub fn parts(xs: &[&'a [f32]], plane: usize) -> Channels<'a> {
-        Channels { parts: xs.iter().map(|x| (*x, x.len() / plane.max(1))).collect(), plane }
-    }
-
-    /// All channels as one `[c, h, w]` slice, when they are one tensor.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    pub(crate) fn as_single(&self) -> Option<&'a [f32]> {
-        match self.parts.as_slice() {
-            [(x, _)] => Some(x),
-            _ => None,
-        }
-    }
-
-    /// Channel `c`'s `h × w` plane.
-    pub(crate) fn plane(&self, mut c: usize) -> &'a [f32] {
-        for &(x, n) in &self.parts {
-            if c < n {
-                return &x[c * self.plane..(c + 1) * self.plane];
-            }
-            c -= n;
-        }
-        // The spec was built for the sum of the parts' channels (checked in eval).
-        unreachable!("channel past the concatenated inputs")
-    }
 }
 
 /// What happens to each output value after scale and bias.
@@ -141,6 +104,8 @@ pub struct Int8ConvSpec {
     /// The kernel calls of a GEMM: `(first tile, 1 or 2 tiles)`, adjacent
     /// tiles paired where there is a two-tile kernel.
     blocks: Vec<(usize, usize)>,
+    /// Where the output is stored as the next convolutions' input codes (see `channels`).
+    codes: Option<QuantParams>,
 }
 
 /// What the graph rewrite hands over for one convolution.
@@ -234,7 +199,21 @@ impl Int8ConvSpec {
             },
             pair,
             blocks,
+            codes: None,
         })
+    }
+
+    /// Store the output as uint8 codes of `q` (the input quantization of every
+    /// convolution that reads it) instead of floats: `run` then takes `&mut [u8]`.
+    pub fn emit_codes(&mut self, q: QuantParams) -> TractResult<()> {
+        ensure!(self.transpose.is_none(), "a transposed convolution stores floats only");
+        self.codes = Some(q);
+        Ok(())
+    }
+
+    /// The output's codes, if it stores them (see [`Self::emit_codes`]).
+    pub fn codes(&self) -> Option<QuantParams> {
+        self.codes
     }
 
     pub fn output_shape(&self, batch: usize) -> [usize; 4] {
@@ -245,8 +224,9 @@ impl Int8ConvSpec {
         }
     }
 
-    /// Run on one image: `x` is `[cin, h, w]`, `y` is the output of `output_shape`.
-    pub fn run(&self, x: &Channels, y: &mut [f32]) {
+    /// Run on one image: `x` is `[cin, h, w]`, `y` is the output of `output_shape`:
+    /// floats, or codes after `emit_codes`.
+    pub fn run<T: Stored>(&self, x: &Channels, y: &mut [T]) {
         match &self.weights {
             Weights::Gemm(packed, k, code) => self.run_gemm(x, y, packed, *k, *code),
             #[cfg(target_arch = "x86_64")]
@@ -255,7 +235,7 @@ impl Int8ConvSpec {
         }
     }
 
-    fn run_gemm(&self, x: &Channels, y: &mut [f32], packed: &PackedWeights, k: Kernel, code: ActivationCode) {
+    fn run_gemm<T: Stored>(&self, x: &Channels, y: &mut [T], packed: &PackedWeights, k: Kernel, code: ActivationCode) {
         let g = &self.geom;
         let groups = g.attrs.group;
         let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
@@ -314,12 +294,12 @@ impl Int8ConvSpec {
     /// Scale, bias and store kernel rows `first .. first + rows` of tile `ti`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn store_panel(&self, first: usize, rows: usize, acc: &Acc, zp_eff: i32, row_sums: &[i32], ti: usize, y: &mut [f32], done: &mut [[f32; TILE]; MR]) {
+    fn store_panel<T: Stored>(&self, first: usize, rows: usize, acc: &Acc, zp_eff: i32, row_sums: &[i32], ti: usize, y: &mut [T], done: &mut [[f32; TILE]; MR]) {
         let g = &self.geom;
         let corrections: [i32; MR] = std::array::from_fn(|r| if r < rows { zp_eff * row_sums[first + r] } else { 0 });
         self.finish_rows(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], done);
         match self.transpose {
-            None => store_tile_rows(g, first, rows, ti, done.as_flattened(), TILE, y),
+            None => T::with_values(self.codes, &done.as_flattened()[..rows * TILE], |values| store_tile_rows_as(g, first, rows, ti, values, TILE, y)),
             Some([kh, kw]) => {
                 let (ho2, wo2) = (g.out_hw[0] * kh, g.out_hw[1] * kw);
                 for &TileRun { lane, oy, ox, len } in g.tile_runs(ti) {
@@ -328,7 +308,8 @@ impl Int8ConvSpec {
                         let (co, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
                         let line = &mut y[co * ho2 * wo2 + (oy * kh + ky) * wo2..][..wo2];
                         for i in 0..len {
-                            line[(ox + i) * kw + kx] = done[lane + i];
+                            // Transposed convolutions have no codes (`emit_codes`): this stores floats.
+                            line[(ox + i) * kw + kx] = T::finished(None, done[lane + i]);
                         }
                     }
                 }
@@ -351,7 +332,7 @@ impl Int8ConvSpec {
         }
     }
 
-    fn run_depthwise(&self, x: &Channels, y: &mut [f32], w: &[i8], sums: &[i32]) {
+    fn run_depthwise<T: Stored>(&self, x: &Channels, y: &mut [T], w: &[i8], sums: &[i32]) {
         let g = &self.geom;
         let [kh, kw] = g.attrs.kernel;
         let [sh, sw] = g.attrs.strides;
@@ -363,7 +344,7 @@ impl Int8ConvSpec {
         let zp = i32::from(self.input.zero_point);
         let y_ptr = SyncPtr(y.as_mut_ptr());
         for_each(g.cin, g.hp * g.row_len * (1 + multiplier * kh * kw), |c| {
-            DEPTHWISE.with_borrow_mut(|(plane, acc, offsets)| {
+            DEPTHWISE.with_borrow_mut(|(plane, acc, offsets, scratch)| {
                 plane.resize(g.hp * g.row_len + TILE, 0);
                 acc.resize(wo, 0);
                 offsets.resize(taps_at.len(), 0);
@@ -375,7 +356,7 @@ impl Int8ConvSpec {
                     let out = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(o * ho * wo), ho * wo) };
                     for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
                         offsets.iter_mut().zip(&taps_at).for_each(|(d, t)| *d = t + oy * sh * g.row_len);
-                        self.depthwise_row(plane, offsets, taps, acc, correction, o, out);
+                        T::fill_row(self.codes, out, scratch, |out| self.depthwise_row(plane, offsets, taps, acc, correction, o, out));
                     }
                 }
             })
@@ -384,7 +365,7 @@ impl Int8ConvSpec {
 
     /// The depthwise convolution with the VNNI kernel (see `depthwise_x86`).
     #[cfg(target_arch = "x86_64")]
-    fn run_depthwise_vnni(&self, x: &Channels, y: &mut [f32], vnni: &super::depthwise_x86::DepthwiseVnni, sums: &[i32]) {
+    fn run_depthwise_vnni<T: Stored>(&self, x: &Channels, y: &mut [T], vnni: &super::depthwise_x86::DepthwiseVnni, sums: &[i32]) {
         let g = &self.geom;
         let [kh, kw] = g.attrs.kernel;
         let [ho, wo] = g.out_hw;
@@ -392,7 +373,7 @@ impl Int8ConvSpec {
         let zp = i32::from(self.input.zero_point);
         let y_ptr = SyncPtr(y.as_mut_ptr());
         for_each(g.cin, g.hp * g.row_len * (1 + multiplier * kh * kw), |c| {
-            DEPTHWISE.with_borrow_mut(|(plane, _, _)| {
+            DEPTHWISE.with_borrow_mut(|(plane, _, _, scratch)| {
                 plane.resize(g.hp * g.row_len + super::depthwise_x86::SLACK, 0);
                 quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point, true);
                 for (o, &sum) in sums.iter().enumerate().skip(c * multiplier).take(multiplier) {
@@ -402,7 +383,7 @@ impl Int8ConvSpec {
                     for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
                         // Safety: `vnni` exists only where the CPU has the kernel's
                         // features; the plane has the kernel's slack.
-                        unsafe { vnni.row(g, plane, o, oy, correction, self.mult[o], self.bias[o], &self.epilogue, out) };
+                        T::fill_row(self.codes, out, scratch, |out| unsafe { vnni.row(g, plane, o, oy, correction, self.mult[o], self.bias[o], &self.epilogue, out) });
                     }
                 }
             })
@@ -449,40 +430,38 @@ pub(crate) fn tile_blocks(g: &ConvGeometry, pairable: impl Fn(usize) -> bool) ->
 /// Store the finished rows `first .. first + rows` of tile `ti` into the
 /// `[cout, ho, wo]` output `y`; row `r` of the tile is `done[r·ld .. r·ld + TILE]`.
 pub(crate) fn store_tile_rows(g: &ConvGeometry, first: usize, rows: usize, ti: usize, done: &[f32], ld: usize, y: &mut [f32]) {
+    store_tile_rows_as(g, first, rows, ti, done, ld, y)
+}
+
+/// [`store_tile_rows`] of floats or of codes.
+#[inline]
+fn store_tile_rows_as<T: Stored>(g: &ConvGeometry, first: usize, rows: usize, ti: usize, done: &[T], ld: usize, y: &mut [T]) {
     let wo = g.out_hw[1];
     let plane = g.out_hw[0] * wo;
     for &TileRun { lane, oy, ox, len } in g.tile_runs(ti) {
         for r in 0..rows {
-            let done: &[f32; TILE] = done[r * ld..r * ld + TILE].try_into().expect("TILE-long slice");
+            let done: &[T; TILE] = done[r * ld..r * ld + TILE].try_into().expect("TILE-long slice");
             let at = (first + r) * plane + oy * wo + ox;
             if len == TILE {
                 // A whole tile in one row (the common case): a fixed-size
                 // copy the compiler inlines, instead of a memmove call.
-                let dst: &mut [f32; TILE] = (&mut y[at..at + TILE]).try_into().expect("TILE-long slice");
+                let dst: &mut [T; TILE] = (&mut y[at..at + TILE]).try_into().expect("TILE-long slice");
                 *dst = *done;
             } else {
-                copy_run(&done[lane..lane + len], &mut y[at..at + len]);
+                T::copy_run(&done[lane..lane + len], &mut y[at..at + len]);
             }
         }
     }
 }
 
-/// `dst.copy_from_slice(src)` for the short runs of a tile (at most `TILE` floats).
-#[inline]
-fn copy_run(src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if super::simd_x86::available() && src.len() == dst.len() && src.len() <= TILE {
-        // Safety: the CPU has AVX-512 F; both slices hold `src.len() <= TILE` floats.
-        return unsafe { super::simd_x86::copy_short(src.as_ptr(), dst.as_mut_ptr(), src.len()) };
-    }
-    dst.copy_from_slice(src);
-}
+/// A depthwise worker's padded plane, row accumulators, tap offsets and finished row (for codes).
+type DepthwiseScratch = (Vec<u8>, Vec<i32>, Vec<usize>, Vec<f32>);
 
 thread_local! {
     /// The quantized input copy, kept between calls so the frame loop does not allocate.
     static X4: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// A depthwise worker's padded plane, row accumulators and tap offsets.
-    static DEPTHWISE: RefCell<(Vec<u8>, Vec<i32>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// A depthwise worker's buffers (see `DepthwiseScratch`).
+    static DEPTHWISE: RefCell<DepthwiseScratch> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// The tract op.
@@ -526,47 +505,20 @@ impl EvalOp for Int8Conv {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         // Several inputs: a fused Concat of them on the channel axis.
         let g = &self.spec.geom;
-        eval_per_image("Int8Conv", g.in_hw, g.cin, &inputs, &self.spec.output_shape(inputs[0].shape()[0]), |x, y| self.spec.run(x, y))
-    }
-}
-
-/// Run `run` on each image of `inputs` (`[n, c_i, h, w]` tensors, concatenated on
-/// the channel axis to `cin` channels) into a new `out_shape` tensor.
-pub(crate) fn eval_per_image(op: &str, in_hw: [usize; 2], cin: usize, inputs: &[TValue], out_shape: &[usize; 4], run: impl Fn(&Channels, &mut [f32])) -> TractResult<TVec<TValue>> {
-    let batch = inputs[0].shape()[0];
-    let mut channels = 0;
-    for input in inputs {
-        let shape = input.shape();
-        ensure!(shape.len() == 4 && shape[0] == batch && [shape[2], shape[3]] == in_hw, "{op} input {shape:?} is not the planned one");
-        channels += shape[1];
-    }
-    ensure!(channels == cin, "{op} inputs have {channels} channels, planned for {cin}");
-    // Safety: `run` writes every output element (each tile, or each depthwise row, stores its pixels).
-    let mut output = unsafe { Tensor::uninitialized::<f32>(out_shape)? };
-    {
-        let plains = inputs.iter().map(|i| i.try_as_plain_ram()).collect::<TractResult<TVec<_>>>()?;
-        let xs = plains.iter().map(|p| p.as_slice::<f32>()).collect::<TractResult<TVec<_>>>()?;
-        let mut y = output.try_as_plain_ram_mut()?;
-        let y = y.as_slice_mut::<f32>()?;
-        let plane = in_hw[0] * in_hw[1];
-        let ys = y.len() / batch.max(1);
-        for b in 0..batch {
-            let parts = xs.iter().map(|x| {
-                let per = x.len() / batch.max(1);
-                (&x[b * per..(b + 1) * per], per / plane.max(1))
-            });
-            let x = Channels { parts: parts.collect(), plane };
-            run(&x, &mut y[b * ys..(b + 1) * ys]);
+        let shape = self.spec.output_shape(inputs[0].shape()[0]);
+        match self.spec.codes {
+            Some(_) => eval_per_image::<u8>("Int8Conv", g.in_hw, g.cin, &inputs, &shape, true, |x, y| self.spec.run(x, y)),
+            None => eval_per_image::<f32>("Int8Conv", g.in_hw, g.cin, &inputs, &shape, true, |x, y| self.spec.run(x, y)),
         }
     }
-    Ok(tvec!(output.into_tvalue()))
 }
 
 impl TypedOp for Int8Conv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let batch = inputs[0].shape[0].clone();
         let s = self.spec.output_shape(1);
-        Ok(tvec!(f32::datum_type().fact([batch, s[1].to_dim(), s[2].to_dim(), s[3].to_dim()])))
+        let dt = if self.spec.codes.is_some() { u8::datum_type() } else { f32::datum_type() };
+        Ok(tvec!(dt.fact([batch, s[1].to_dim(), s[2].to_dim(), s[3].to_dim()])))
     }
 
     as_op!();

@@ -2,6 +2,7 @@
 //! every geometry the kernels special-case: strides, dilations, asymmetric pads,
 //! groups, depthwise with a channel multiplier, transposed, tile tails.
 
+use super::channels::Part;
 use super::geometry::ConvAttrs;
 use super::op::{Channels, Epilogue, Int8ConvParts, Int8ConvSpec, QuantParams};
 use super::pack::quantize;
@@ -123,6 +124,9 @@ fn check(c: Case, seed: u32) {
         let mut y2 = vec![f32::NAN; y.len()];
         spec.run(&Channels::parts(&[&x[..split], &x[split..]], plane), &mut y2);
         assert!(y.iter().zip(&y2).all(|(a, b)| a.to_bits() == b.to_bits()), "split input differs");
+        if !c.transpose {
+            check_codes(&c, &parts, &x, &y);
+        }
         let want = reference(&c, &parts, &x);
         assert_eq!(y.len(), want.len());
         for (i, (a, b)) in y.iter().zip(&want).enumerate() {
@@ -130,6 +134,30 @@ fn check(c: Case, seed: u32) {
             let close = if epilogue.silu { (a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1e-30) } else { a == b };
             assert!(close, "{:?} cin {} cout {} {:?} transpose {} {epilogue:?}: element {i}: {a} vs {b}", c.attrs, c.cin, c.cout, c.hw, c.transpose);
         }
+    }
+}
+
+/// Codes in and out (see `channels`) change no value: the input as the codes
+/// its quantization gives, whole or in part, yields the same floats `y`; an
+/// output stored as codes holds the quantization of those floats.
+fn check_codes(c: &Case, parts: &Int8ConvParts, x: &[f32], y: &[f32]) {
+    let plane = c.hw[0] * c.hw[1];
+    let input = parts.input;
+    let codes: Vec<u8> = x.iter().map(|&v| quantize(v, input.scale, f32::from(input.zero_point))).collect();
+    let spec = Int8ConvSpec::new(parts, c.cin, c.hw).unwrap();
+    let split = c.cin / 2 * plane;
+    for xs in [vec![Part::Codes(&codes)], vec![Part::Codes(&codes[..split]), Part::F32(&x[split..])], vec![Part::F32(&x[..split]), Part::Codes(&codes[split..])]] {
+        let mut got = vec![f32::NAN; y.len()];
+        spec.run(&Channels::of(&xs, plane), &mut got);
+        assert!(got.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits()), "{:?} {:?}: codes in differ from floats in", c.attrs, parts.epilogue);
+    }
+    let q = QuantParams { scale: 0.031, zero_point: 90 };
+    let mut spec = spec;
+    spec.emit_codes(q).unwrap();
+    let mut got = vec![0u8; y.len()];
+    spec.run(&Channels::single(x, plane), &mut got);
+    for (i, (&a, &b)) in got.iter().zip(y).enumerate() {
+        assert_eq!(a, quantize(b, q.scale, f32::from(q.zero_point)), "{:?} {:?}: code {i} of {b}", c.attrs, parts.epilogue);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Load-time weight packing and per-call activation quantization into the
 //! layout of `geometry` (see there).
 
+use super::channels::Part;
 use super::geometry::ConvGeometry;
 
 /// Output channels per weight panel: the rows one micro-kernel call computes.
@@ -76,11 +77,11 @@ pub fn quantize(x: f32, scale: f32, zero_point: f32) -> u8 {
 }
 
 /// The 4 channel planes of one X4 block (`None` past the group's channels).
-pub type BlockPlanes<'a> = [Option<&'a [f32]>; 4];
+pub type BlockPlanes<'a> = [Option<Part<'a>>; 4];
 
-/// Quantize up to 4 channel planes (`h × w` floats each) into one X4 block,
-/// padding with the zero point. Every stored byte is XORed with `xor` (0x80
-/// stores `q - 128` as i8, for kernels that multiply signed by signed).
+/// Quantize up to 4 channel planes (`h × w` floats or codes each) into one X4
+/// block, padding with the zero point. Every stored byte is XORed with `xor`
+/// (0x80 stores `q - 128` as i8, for kernels that multiply signed by signed).
 pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], scale: f32, zero_point: u8, xor: u8) {
     let [h, w] = g.in_hw;
     let [pt, pl, _, pr] = g.attrs.pads;
@@ -88,8 +89,14 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
     let pad = u32::from_ne_bytes([zero_point ^ xor; 4]);
     let wp = w + pl + pr;
     let mut q = [0u8; 4];
-    #[cfg(target_arch = "x86_64")]
     let mut scratch = Vec::new();
+    let floats = planes.map(|p| match p {
+        Some(Part::F32(x)) => Some(x),
+        _ => None,
+    });
+    if planes.iter().any(|p| matches!(p, Some(Part::Codes(_)))) {
+        return interleave_block_x4(g, planes, dst, scale, zero_point, xor, &mut scratch);
+    }
     for iy in 0..g.hp {
         let row = &mut dst[iy * g.row_len * 4..(iy + 1) * g.row_len * 4];
         let mut put = |ix: usize, v: u32| {
@@ -102,7 +109,7 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
         }
         (0..pl).chain(pl + w..wp).for_each(|ix| put(ix, pad));
         let y = iy - pt;
-        let lines = planes.map(|p| p.map(|p| &p[y * w..(y + 1) * w]));
+        let lines = floats.map(|p| p.map(|p| &p[y * w..(y + 1) * w]));
         #[cfg(target_arch = "x86_64")]
         if super::simd_x86::available() {
             let ptrs = lines.map(|l| l.map(|l| l.as_ptr()));
@@ -128,6 +135,80 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
     }
 }
 
+/// [`quantize_block_x4`] where some planes are codes already: a row's float
+/// lines are quantized into bytes first, then the 4 byte lines are interleaved
+/// into the slots (in place for stride 1, else dealt out to the stride phases).
+#[allow(clippy::too_many_arguments)]
+fn interleave_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], scale: f32, zero_point: u8, xor: u8, scratch: &mut Vec<u8>) {
+    let [h, w] = g.in_hw;
+    let [pt, pl, _, pr] = g.attrs.pads;
+    let pad = [zero_point ^ xor; 4];
+    let wp = w + pl + pr;
+    let in_place = g.attrs.strides[1] == 1;
+    // Four byte lines (for float or missing channels), then a row of slots for strides.
+    scratch.resize(8 * w, 0);
+    let (buffers, slots) = scratch.split_at_mut(4 * w);
+    for iy in 0..g.hp {
+        let row = &mut dst[iy * g.row_len * 4..(iy + 1) * g.row_len * 4];
+        let mut put = |ix: usize, v: [u8; 4]| {
+            let at = 4 * g.column_slot(ix);
+            row[at..at + 4].copy_from_slice(&v);
+        };
+        if iy < pt || iy >= pt + h {
+            (0..wp).for_each(|ix| put(ix, pad));
+            continue;
+        }
+        (0..pl).chain(pl + w..wp).for_each(|ix| put(ix, pad));
+        let y = iy - pt;
+        let mut lines: [&[u8]; 4] = [&[]; 4];
+        for ((line, plane), buffer) in lines.iter_mut().zip(&planes).zip(buffers.chunks_exact_mut(w)) {
+            *line = match plane {
+                Some(Part::Codes(c)) => &c[y * w..(y + 1) * w],
+                Some(Part::F32(x)) => {
+                    quantize_line(&x[y * w..(y + 1) * w], buffer, scale, zero_point);
+                    buffer
+                }
+                None => {
+                    buffer.fill(zero_point);
+                    buffer
+                }
+            };
+        }
+        let target = if in_place { &mut row[4 * pl..4 * (pl + w)] } else { &mut slots[..] };
+        interleave_x4(lines, target, xor);
+        if !in_place {
+            deal_to_phases::<u8, 4>(g, pl, slots, row);
+        }
+    }
+}
+
+/// Slot `i` of `slots` (4 bytes) takes byte `i` of each line, XORed with `xor`.
+fn interleave_x4(lines: [&[u8]; 4], slots: &mut [u8], xor: u8) {
+    let n = slots.len() / 4;
+    assert!(lines.iter().all(|l| l.len() >= n), "interleaved lines shorter than the row");
+    #[cfg(target_arch = "x86_64")]
+    if super::simd_x86::bytes_available() {
+        // Safety: each line holds n bytes (asserted above), `slots` 4 × n.
+        return unsafe { super::simd_x86::interleave_x4(lines.map(|l| l.as_ptr()), n, slots.as_mut_ptr(), xor) };
+    }
+    for (i, slot) in slots.chunks_exact_mut(4).enumerate() {
+        for (b, line) in slot.iter_mut().zip(&lines) {
+            *b = line[i] ^ xor;
+        }
+    }
+}
+
+/// Quantize a line of floats into as many bytes.
+fn quantize_line(src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd_x86::available() {
+        // Safety: both hold src.len() elements.
+        return unsafe { super::simd_x86::quantize_u8(src.as_ptr(), src.len().min(dst.len()), dst.as_mut_ptr(), scale, zero_point) };
+    }
+    let zp = f32::from(zero_point);
+    dst.iter_mut().zip(src).for_each(|(d, &x)| *d = quantize(x, scale, zp));
+}
+
 /// Store the `B`-element slots of padded columns `first..` (in column order, in
 /// `src`) at their places in a phase-ordered `row` (see `ConvGeometry::column_slot`),
 /// one strided run per phase instead of a division for every column.
@@ -147,16 +228,29 @@ pub(crate) fn deal_to_phases<T: Copy, const B: usize>(g: &ConvGeometry, first: u
 }
 
 /// Quantize one plane into a plain padded, phase-ordered `hp × row_len` byte plane
-/// (the depthwise kernels' layout).
+/// (the depthwise kernels' layout); a plane of codes is copied.
 ///
 /// With `plain`, columns are stored in order whatever the stride (the VNNI
 /// depthwise kernel's layout).
-pub fn quantize_plane(g: &ConvGeometry, src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8, plain: bool) {
+pub fn quantize_plane(g: &ConvGeometry, src: Part, dst: &mut [u8], scale: f32, zero_point: u8, plain: bool) {
     let [h, w] = g.in_hw;
     let [pt, pl, _, _] = g.attrs.pads;
     let zp = f32::from(zero_point);
     dst.fill(zero_point);
     let sw = if plain { 1 } else { g.attrs.strides[1] };
+    let src = match src {
+        Part::F32(x) => x,
+        Part::Codes(codes) => {
+            for (y, line) in codes.chunks_exact(w).take(h).enumerate() {
+                let row = &mut dst[(y + pt) * g.row_len..(y + pt + 1) * g.row_len];
+                match sw {
+                    1 => row[pl..pl + w].copy_from_slice(line),
+                    _ => deal_to_phases::<u8, 1>(g, pl, line, row),
+                }
+            }
+            return;
+        }
+    };
     #[cfg(target_arch = "x86_64")]
     let simd = super::simd_x86::available();
     let mut line_q = [0u8; 1024];

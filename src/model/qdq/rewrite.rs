@@ -34,6 +34,8 @@ pub struct RewriteReport {
     pub relu_fused: usize,
     pub hardswish_fused: usize,
     pub silu_fused: usize,
+    /// Of those, how many store their readers' uint8 codes instead of floats.
+    pub code_edges: usize,
     /// Convolutions left in float, with the reason.
     pub skipped: Vec<(String, String)>,
 }
@@ -67,6 +69,7 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport
         }
     }
     remove_dead_quantization(graph);
+    report.code_edges = super::code_edges::mark(graph);
     Ok(report)
 }
 
