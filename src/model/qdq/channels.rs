@@ -176,15 +176,10 @@ fn code_params(codes: Option<QuantParams>) -> QuantParams {
 }
 
 /// Quantize finished floats into codes (as many).
+#[inline]
 fn quantize_codes(q: QuantParams, src: &[f32], dst: &mut [u8]) {
     let n = src.len().min(dst.len());
-    #[cfg(target_arch = "x86_64")]
-    if super::simd_x86::available() {
-        // Safety: the CPU has AVX-512 F; both slices hold n elements.
-        return unsafe { super::simd_x86::quantize_u8(src.as_ptr(), n, dst.as_mut_ptr(), q.scale, q.zero_point) };
-    }
-    let zp = f32::from(q.zero_point);
-    dst[..n].iter_mut().zip(src).for_each(|(d, &x)| *d = super::pack::quantize(x, q.scale, zp));
+    super::pack::quantize_line(&src[..n], &mut dst[..n], q.scale, q.zero_point)
 }
 
 /// Run `run` on each image of `inputs` (`[n, c_i, h, w]` tensors, concatenated on

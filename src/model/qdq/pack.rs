@@ -199,7 +199,7 @@ fn interleave_x4(lines: [&[u8]; 4], slots: &mut [u8], xor: u8) {
 }
 
 /// Quantize a line of floats into as many bytes.
-fn quantize_line(src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8) {
+pub(crate) fn quantize_line(src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8) {
     #[cfg(target_arch = "x86_64")]
     if super::simd_x86::available() {
         // Safety: both hold src.len() elements.
