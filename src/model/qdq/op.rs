@@ -211,11 +211,6 @@ impl Int8ConvSpec {
         Ok(())
     }
 
-    /// The output's codes, if it stores them (see [`Self::emit_codes`]).
-    pub fn codes(&self) -> Option<QuantParams> {
-        self.codes
-    }
-
     pub fn output_shape(&self, batch: usize) -> [usize; 4] {
         let [ho, wo] = self.geom.out_hw;
         match self.transpose {
