@@ -108,6 +108,9 @@ pub trait Stored: Datum + Copy {
 
     /// `dst.copy_from_slice(src)` for the short runs of a tile (at most `TILE` values).
     fn copy_run(src: &[Self], dst: &mut [Self]);
+
+    /// `dst` as codes, for the kernels that finish straight into codes; `None` for floats.
+    fn as_codes(dst: &mut [Self]) -> Option<&mut [u8]>;
 }
 
 impl Stored for f32 {
@@ -137,6 +140,11 @@ impl Stored for f32 {
         }
         dst.copy_from_slice(src);
     }
+
+    #[inline(always)]
+    fn as_codes(_: &mut [f32]) -> Option<&mut [u8]> {
+        None
+    }
 }
 
 impl Stored for u8 {
@@ -164,6 +172,11 @@ impl Stored for u8 {
     #[inline]
     fn copy_run(src: &[u8], dst: &mut [u8]) {
         dst.copy_from_slice(src);
+    }
+
+    #[inline(always)]
+    fn as_codes(dst: &mut [u8]) -> Option<&mut [u8]> {
+        Some(dst)
     }
 }
 

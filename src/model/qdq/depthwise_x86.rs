@@ -8,8 +8,9 @@
 //! 3 loads, 3 permutes and 3 dot products per 16 pixels instead of 9 widening
 //! multiplies and adds.
 
+use super::codes_x86::{CodeLookup, CodeTable};
 use super::geometry::ConvGeometry;
-use super::op::Epilogue;
+use super::op::{Epilogue, QuantParams};
 use super::simd_x86::{finish16, tail_mask, Requantize16};
 use std::arch::x86_64::*;
 
@@ -94,10 +95,35 @@ impl DepthwiseVnni {
         }
     }
 
-    /// Output pixels `i .. i + 16·G` of the row (those below `out.len()`), as
-    /// `G` independent dot-product chains: with one chain, each group of 16
-    /// waited on its three `vpdpbusd` and its epilogue in turn, and the int8
-    /// depthwise convolutions ran slower than the float ones.
+    /// Every output row of channel `o` into `out` (its `ho × wo` codes),
+    /// finished straight into codes through `table` (see `codes_x86`): the
+    /// float path finished each row into a scratch row and quantized it again.
+    ///
+    /// # Safety
+    /// As [`Self::row`], and `codes_x86::available()`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    pub unsafe fn plane_codes(&self, g: &ConvGeometry, plane: &[u8], o: usize, correction: i32, mult: f32, bias: f32, requantize: QuantParams, table: &CodeTable, out: &mut [u8]) {
+        let t = CodeLookup::new(table, requantize);
+        let wo = g.out_hw[1];
+        for (oy, row) in out.chunks_exact_mut(wo).enumerate() {
+            let mut i = 0;
+            while i + 64 <= wo {
+                // Safety: as this function's.
+                let acc = unsafe { self.sums::<4>(g, plane, o, oy, i) };
+                store_codes(&t, acc, correction, mult, bias, row, i);
+                i += 64;
+            }
+            while i < wo {
+                // Safety: as this function's.
+                let acc = unsafe { self.sums::<1>(g, plane, o, oy, i) };
+                store_codes(&t, acc, correction, mult, bias, row, i);
+                i += 16;
+            }
+        }
+    }
+
+    /// Output pixels `i .. i + 16·G` of the row (those below `out.len()`), finished into `out`.
     ///
     /// # Safety
     /// As [`Self::row`]; `i + 16·(G − 1) < out.len()`.
@@ -118,6 +144,28 @@ impl DepthwiseVnni {
         rq: Requantize16,
         out: &mut [f32],
     ) {
+        // Safety: as this function's.
+        let acc = unsafe { self.sums::<G>(g, plane, o, oy, i) };
+        let n = out.len();
+        for (j, &a) in acc.iter().enumerate() {
+            let start = i + 16 * j;
+            let k = (n - start).min(16);
+            let mask = tail_mask(k);
+            // Safety: the mask keeps the store inside `out`.
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(start), mask, finish16(a, correction, mult, bias, epilogue, rq)) };
+        }
+    }
+
+    /// The sums of output pixels `i .. i + 16·G` of row `oy` of channel `o`, as
+    /// `G` independent dot-product chains: with one chain, each group of 16
+    /// waited on its three `vpdpbusd` and its epilogue in turn, and the int8
+    /// depthwise convolutions ran slower than the float ones.
+    ///
+    /// # Safety
+    /// As [`Self::row`]; pixel `i + 16·(G − 1)` is in the row.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
+    unsafe fn sums<const G: usize>(&self, g: &ConvGeometry, plane: &[u8], o: usize, oy: usize, i: usize) -> [__m512i; G] {
         let kh = g.attrs.kernel[0];
         let [sh, sw] = g.attrs.strides;
         let dh = g.attrs.dilations[0];
@@ -141,13 +189,17 @@ impl DepthwiseVnni {
                 }
             }
         }
-        let n = out.len();
-        for (j, &a) in acc.iter().enumerate() {
-            let start = i + 16 * j;
-            let k = (n - start).min(16);
-            let mask = tail_mask(k);
-            // Safety: the mask keeps the store inside `out`.
-            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(start), mask, finish16(a, correction, mult, bias, epilogue, rq)) };
-        }
+        acc
     }
+}
+
+/// The codes of the sums of row pixels `i .. i + 16·G` (those inside `row`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+fn store_codes<const G: usize>(t: &CodeLookup, acc: [__m512i; G], correction: i32, mult: f32, bias: f32, row: &mut [u8], i: usize) {
+    let codes = t.lookup(CodeLookup::join(acc.map(|a| t.requantize(a, correction, mult, bias))));
+    let k = (row.len() - i).min(16 * G);
+    let mask = if k >= 64 { u64::MAX } else { (1u64 << k) - 1 };
+    // Safety: the mask keeps the store inside `row`.
+    unsafe { _mm512_mask_storeu_epi8(row.as_mut_ptr().add(i) as *mut i8, mask, codes) };
 }

@@ -23,6 +23,8 @@ pub(crate) mod op_tests;
 pub mod pack;
 pub mod rewrite;
 #[cfg(target_arch = "x86_64")]
+mod codes_x86;
+#[cfg(target_arch = "x86_64")]
 mod depthwise_x86;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd_x86;

@@ -106,6 +106,10 @@ pub struct Int8ConvSpec {
     blocks: Vec<(usize, usize)>,
     /// Where the output is stored as the next convolutions' input codes (see `channels`).
     codes: Option<QuantParams>,
+    /// With codes, a requantizing epilogue and a CPU with byte permutes: the
+    /// stored code of each requantized one (see `codes_x86`).
+    #[cfg(target_arch = "x86_64")]
+    code_table: Option<super::codes_x86::CodeTable>,
 }
 
 /// What the graph rewrite hands over for one convolution.
@@ -200,6 +204,8 @@ impl Int8ConvSpec {
             pair,
             blocks,
             codes: None,
+            #[cfg(target_arch = "x86_64")]
+            code_table: None,
         })
     }
 
@@ -208,6 +214,14 @@ impl Int8ConvSpec {
     pub fn emit_codes(&mut self, q: QuantParams) -> TractResult<()> {
         ensure!(self.transpose.is_none(), "a transposed convolution stores floats only");
         self.codes = Some(q);
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.code_table = match self.epilogue.requantize {
+                // Safety: `available` includes AVX-512 F.
+                Some(rq) if super::codes_x86::available() && !codes_lookup_disabled() => Some(unsafe { super::codes_x86::CodeTable::new(rq, &self.epilogue, q) }),
+                _ => None,
+            };
+        }
         Ok(())
     }
 
@@ -292,6 +306,15 @@ impl Int8ConvSpec {
     fn store_panel<T: Stored>(&self, first: usize, rows: usize, acc: &Acc, zp_eff: i32, row_sums: &[i32], ti: usize, y: &mut [T], done: &mut [[f32; TILE]; MR]) {
         let g = &self.geom;
         let corrections: [i32; MR] = std::array::from_fn(|r| if r < rows { zp_eff * row_sums[first + r] } else { 0 });
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(table), Some(rq), None) = (&self.code_table, self.epilogue.requantize, self.transpose) {
+            if let Some(y) = T::as_codes(y) {
+                let mut codes = [[0u8; TILE]; MR];
+                // Safety: `code_table` exists only where `codes_x86::available()`.
+                unsafe { super::codes_x86::finish_rows_codes(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], rq, table, &mut codes) };
+                return store_tile_rows_as(g, first, rows, ti, codes.as_flattened(), TILE, y);
+            }
+        }
         self.finish_rows(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], done);
         match self.transpose {
             None => T::with_values(self.codes, &done.as_flattened()[..rows * TILE], |values| store_tile_rows_as(g, first, rows, ti, values, TILE, y)),
@@ -375,10 +398,18 @@ impl Int8ConvSpec {
                     let correction = zp * sum;
                     // Safety: channel o's output plane belongs to this item alone.
                     let out = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(o * ho * wo), ho * wo) };
+                    let (mult, bias) = (self.mult[o], self.bias[o]);
+                    if let (Some(table), Some(rq)) = (&self.code_table, self.epilogue.requantize) {
+                        if let Some(out) = T::as_codes(out) {
+                            // Safety: as below; `code_table` exists only where `codes_x86::available()`.
+                            unsafe { vnni.plane_codes(g, plane, o, correction, mult, bias, rq, table, out) };
+                            continue;
+                        }
+                    }
                     for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
                         // Safety: `vnni` exists only where the CPU has the kernel's
                         // features; the plane has the kernel's slack.
-                        T::fill_row(self.codes, out, scratch, |out| unsafe { vnni.row(g, plane, o, oy, correction, self.mult[o], self.bias[o], &self.epilogue, out) });
+                        T::fill_row(self.codes, out, scratch, |out| unsafe { vnni.row(g, plane, o, oy, correction, mult, bias, &self.epilogue, out) });
                     }
                 }
             })
@@ -457,6 +488,13 @@ thread_local! {
     static X4: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// A depthwise worker's buffers (see `DepthwiseScratch`).
     static DEPTHWISE: RefCell<DepthwiseScratch> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// `EDGESEG_CODE_LOOKUP=off`: codes are finished as floats and quantized, as
+/// without byte permutes (the same codes, to compare speed).
+#[cfg(target_arch = "x86_64")]
+fn codes_lookup_disabled() -> bool {
+    matches!(std::env::var("EDGESEG_CODE_LOOKUP").as_deref(), Ok("off") | Ok("0") | Ok("false"))
 }
 
 /// The tract op.

@@ -50,7 +50,7 @@ pub(crate) fn reciprocal(scale: f32) -> f32 {
 /// divided as ONNX specifies. That happens to about one vector in a thousand.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn quantize16(x: __m512, scale: __m512, inv: __m512, zp: __m512i) -> __m512i {
+pub(super) fn quantize16(x: __m512, scale: __m512, inv: __m512, zp: __m512i) -> __m512i {
     let mut v = _mm512_mul_ps(x, inv);
     let nearest = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
     let magnitude = _mm512_abs_ps(v);
@@ -126,7 +126,7 @@ pub unsafe fn interleave_x4(lines: [*const u8; 4], n: usize, dst: *mut u8, xor: 
 /// `(acc - correction) × mult + bias` on 16 lanes.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn scale16(a: __m512i, correction: i32, mult: f32, bias: f32) -> __m512 {
+pub(super) fn scale16(a: __m512i, correction: i32, mult: f32, bias: f32) -> __m512 {
     let a = _mm512_sub_epi32(a, _mm512_set1_epi32(correction));
     _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(mult)), _mm512_set1_ps(bias))
 }
@@ -134,7 +134,7 @@ fn scale16(a: __m512i, correction: i32, mult: f32, bias: f32) -> __m512 {
 /// An epilogue's requantization as vectors (scale, its reciprocal, zero point),
 /// made once per loop rather than per 16 lanes: the reciprocal is a division.
 #[derive(Clone, Copy)]
-pub(super) struct Requantize16(Option<(__m512, __m512, __m512i)>);
+pub(super) struct Requantize16(pub(super) Option<(__m512, __m512, __m512i)>);
 
 impl Requantize16 {
     #[inline]
@@ -218,7 +218,7 @@ pub fn requantized_table(q: QuantParams, epilogue: &Epilogue) -> FinishTable {
 
 /// See [`requantized_table`].
 #[derive(Clone, Debug)]
-pub struct FinishTable([f32; 256]);
+pub struct FinishTable(pub(super) [f32; 256]);
 
 /// `table[q]` for 16 codes `q` in 0..=255: the 32-entry permute of each eighth
 /// of the table, then three blends on the code's bits 5, 6 and 7.
