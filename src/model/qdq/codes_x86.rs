@@ -38,12 +38,6 @@ impl CodeTable {
         unsafe { quantize_u8(values.as_ptr(), values.len(), table.as_mut_ptr(), codes.scale, codes.zero_point) };
         CodeTable(table)
     }
-
-    /// The stored code of each requantized code (for the portable check in tests).
-    #[cfg(test)]
-    pub fn get(&self, q: u8) -> u8 {
-        self.0[usize::from(q)]
-    }
 }
 
 /// A [`CodeTable`] in registers, with the requantization that indexes it.
@@ -129,6 +123,56 @@ pub unsafe fn finish_rows_codes(acc: &[[i32; TILE]; MR], rows: usize, correction
             let half = if k == 0 { _mm512_castsi512_si256(codes) } else { _mm512_extracti64x4_epi64::<1>(codes) };
             // Safety: the row holds 32 bytes.
             unsafe { _mm256_storeu_si256(out[r + k].as_mut_ptr() as *mut __m256i, half) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::qdq::pack::quantize;
+
+    /// The portable path: finish to a float (`Epilogue::apply`), then quantize it.
+    fn portable(a: i32, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, codes: QuantParams) -> u8 {
+        quantize(epilogue.apply((a - correction) as f32 * mult + bias), codes.scale, f32::from(codes.zero_point))
+    }
+
+    #[test]
+    fn looked_up_codes_equal_finishing_and_quantizing() {
+        if !available() {
+            return;
+        }
+        let requantize = QuantParams { scale: 0.043, zero_point: 117 };
+        let codes = QuantParams { scale: 0.031, zero_point: 3 };
+        for epilogue in [
+            Epilogue { requantize: Some(requantize), ..Default::default() },
+            Epilogue { requantize: Some(requantize), relu: true, ..Default::default() },
+            Epilogue { requantize: Some(requantize), hardswish: Some((1.0 / 6.0, 0.5)), ..Default::default() },
+        ] {
+            // Safety: `available()` includes AVX-512 F.
+            let table = unsafe { CodeTable::new(requantize, &epilogue, codes) };
+            let mut state = 7u32;
+            let acc: [[i32; TILE]; MR] = std::array::from_fn(|_| {
+                std::array::from_fn(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (state >> 12) as i32 - (1 << 19)
+                })
+            });
+            let corrections: [i32; MR] = std::array::from_fn(|r| 100 * r as i32 - 300);
+            let mult: Vec<f32> = (0..MR).map(|r| 1e-5 * (r + 1) as f32).collect();
+            let bias: Vec<f32> = (0..MR).map(|r| 0.25 * r as f32 - 1.0).collect();
+            // Odd row counts leave the last lookup with one row.
+            for rows in [MR, 5, 1] {
+                let mut out = [[0u8; TILE]; MR];
+                // Safety: `available()` was checked above.
+                unsafe { finish_rows_codes(&acc, rows, &corrections, &mult, &bias, requantize, &table, &mut out) };
+                for r in 0..rows {
+                    for i in 0..TILE {
+                        let want = portable(acc[r][i], corrections[r], mult[r], bias[r], &epilogue, codes);
+                        assert_eq!(out[r][i], want, "{epilogue:?}: row {r} of {rows}, pixel {i}");
+                    }
+                }
+            }
         }
     }
 }
