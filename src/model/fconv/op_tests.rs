@@ -93,3 +93,9 @@ fn depthwise_convolutions_match_the_definition() {
     check(attrs(6, 3, 2, 1, [1, 1, 0, 0]), 6, 12, [15, 9], Epilogue { relu: true, ..none }, None);
     check(attrs(4, 3, 1, 3, [3; 4]), 4, 4, [12, 20], Epilogue { hardswish: Some((0.2, 0.5)), ..none }, None);
 }
+
+#[test]
+fn a_depthwise_convolution_reads_a_fused_concat() {
+    check(attrs(7, 3, 1, 1, [1; 4]), 7, 7, [9, 40], Epilogue::default(), Some(3));
+    check(attrs(6, 3, 2, 1, [1; 4]), 6, 12, [11, 21], Epilogue { relu: true, ..Epilogue::default() }, Some(4));
+}
