@@ -15,6 +15,8 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub mod bounds;
+
 #[derive(Clone, Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -111,16 +113,29 @@ pub struct PipelineConfig {
     /// Draw mask overlays (needed by the archive and the dashboard stream).
     #[serde(default = "default_true")]
     pub overlay: bool,
+    /// Seconds without a judged frame (while the source is expected to deliver) after which
+    /// the pipeline counts as stalled: the systemd watchdog is no longer fed, so systemd restarts it.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout_s: f64,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { mode: Mode::Continuous, stats_interval_s: default_stats_interval(), max_frames: 0, overlay: true }
+        PipelineConfig {
+            mode: Mode::Continuous,
+            stats_interval_s: default_stats_interval(),
+            max_frames: 0,
+            overlay: true,
+            stall_timeout_s: default_stall_timeout(),
+        }
     }
 }
 
 fn default_stats_interval() -> f64 {
     5.0
+}
+fn default_stall_timeout() -> f64 {
+    30.0
 }
 fn default_true() -> bool {
     true
@@ -182,8 +197,9 @@ impl Config {
         if self.model.threads == 0 {
             bail!("key model.threads = 0; fix: use 1 or more (the board's big cores)");
         }
-        if self.pipeline.stats_interval_s.is_nan() || self.pipeline.stats_interval_s <= 0.0 {
-            bail!("key pipeline.stats_interval_s must be > 0; fix: e.g. 5.0");
+        bounds::check(self)?;
+        if self.pipeline.mode == Mode::Trigger && self.sinks.gpio.as_ref().is_none_or(|g| g.trigger_line.is_none()) {
+            bail!("key pipeline.mode = \"trigger\" but no trigger input is configured; fix: set sinks.gpio.trigger_line, or use mode = \"continuous\"");
         }
         self.decide.check()?;
         if let Some(gpio) = &self.sinks.gpio {
@@ -194,6 +210,9 @@ impl Config {
         }
         if let Some(d) = &self.dashboard {
             d.check()?;
+        }
+        if let Some(a) = &self.sinks.archive {
+            a.check()?;
         }
         Ok(())
     }

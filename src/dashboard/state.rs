@@ -133,7 +133,7 @@ impl DeviceState {
         DeviceState {
             device: Mutex::new(String::new()),
             failures_kept: config.failures_kept,
-            stream_interval: Duration::from_secs_f64(1.0 / config.stream_fps),
+            stream_interval: crate::config::bounds::duration_s(1.0 / config.stream_fps),
             info: Mutex::new(serde_json::Value::Null),
             live: Mutex::new(Live::default()),
             stream: Mutex::new(StreamFrame::default()),
