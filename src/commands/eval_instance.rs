@@ -3,40 +3,15 @@
 
 use crate::cli::EvalArgs;
 use crate::eval::coco::{evaluate, ImageEval, Object};
+use crate::eval::coco_file::CocoFile;
 use crate::imageio::read_image;
 use crate::mask::CocoRle;
 use crate::model::instance::InstanceParams;
 use crate::model::Model;
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-#[derive(Deserialize)]
-struct CocoFile {
-    images: Vec<CocoImage>,
-    annotations: Vec<CocoAnnotation>,
-    categories: Vec<CocoCategory>,
-}
-
-#[derive(Deserialize)]
-struct CocoImage {
-    id: u64,
-    file_name: String,
-}
-
-#[derive(Deserialize)]
-struct CocoAnnotation {
-    image_id: u64,
-    category_id: u32,
-    segmentation: CocoRle,
-}
-
-#[derive(Deserialize)]
-struct CocoCategory {
-    id: u32,
-    name: String,
-}
 
 /// One line of COCO's results format.
 #[derive(Serialize)]
@@ -56,7 +31,7 @@ pub fn run(model: &Model, args: &EvalArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&ann_path).with_context(|| {
         format!("cannot read COCO ground truth {}; fix: pass --annotations, or point --data at a dataset root made by scripts/gen_data.py", ann_path.display())
     })?;
-    let coco: CocoFile = serde_json::from_str(&text).with_context(|| format!("{} is not COCO instances JSON", ann_path.display()))?;
+    let coco = CocoFile::parse(&text, &ann_path)?;
     // Model class k ↔ the COCO category of the same name.
     let mut class_to_cat = Vec::new();
     for name in &model.meta.classes {
@@ -70,7 +45,7 @@ pub fn run(model: &Model, args: &EvalArgs) -> Result<ExitCode> {
         class_to_cat.push(c.id);
     }
     let root = ann_path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
-    let mut images: Vec<&CocoImage> = coco.images.iter().collect();
+    let mut images: Vec<_> = coco.images.iter().collect();
     images.sort_by_key(|i| i.id);
     if let Some(n) = args.limit {
         images.truncate(n);
@@ -81,6 +56,7 @@ pub fn run(model: &Model, args: &EvalArgs) -> Result<ExitCode> {
     for img in &images {
         let path = root.join(&img.file_name);
         let picture = read_image(&path)?;
+        coco.check_image_size(&ann_path, img.id, picture.width() as usize, picture.height() as usize)?;
         let (found, _) = model.instances(&picture, &params, None).with_context(|| format!("segmenting {}", path.display()))?;
         let mut gts = Vec::new();
         for a in coco.annotations.iter().filter(|a| a.image_id == img.id) {
@@ -95,7 +71,7 @@ pub fn run(model: &Model, args: &EvalArgs) -> Result<ExitCode> {
         evals.push(ImageEval { gts, dts });
     }
     let categories: Vec<(u32, String)> = coco.categories.iter().map(|c| (c.id, c.name.clone())).collect();
-    let report = evaluate(&evals, &categories);
+    let report = evaluate(&evals, &categories).with_context(|| format!("scoring against {}", ann_path.display()))?;
     if let Some(p) = &args.predictions {
         std::fs::write(p, serde_json::to_string(&results)?).with_context(|| format!("cannot write {}", p.display()))?;
     }

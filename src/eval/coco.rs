@@ -4,6 +4,7 @@
 //! at 101 recall points, averaged over the categories that have ground truth.
 //! `tests/python` checks the figures against pycocotools on the same predictions.
 
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 /// Ground truth or detection of one image, as a row-major boolean mask.
@@ -152,8 +153,18 @@ fn average_precision(parts: &[Matched], t: usize) -> Option<f64> {
     Some(sum / 101.0)
 }
 
-/// Mask AP over `images`; `categories` are (id, name) in report order.
-pub fn evaluate(images: &[ImageEval], categories: &[(u32, String)]) -> MaskApReport {
+/// Mask AP over `images`; `categories` are (id, name) in report order. Every
+/// mask of an image must have the same number of pixels (IoU of masks of
+/// different shapes means nothing); the COCO reader checks sizes with names.
+pub fn evaluate(images: &[ImageEval], categories: &[(u32, String)]) -> Result<MaskApReport> {
+    for (i, img) in images.iter().enumerate() {
+        let mut lens = img.gts.iter().chain(&img.dts).map(|o| o.mask.len());
+        if let Some(first) = lens.next() {
+            if let Some(other) = lens.find(|&l| l != first) {
+                bail!("image {i} of the evaluation has masks of {first} and of {other} pixels; they must all have the image's size");
+            }
+        }
+    }
     let mut per_class = Vec::new();
     let (mut sum50, mut n50, mut sum_all, mut n_all) = (0.0, 0usize, 0.0, 0usize);
     for (cat, name) in categories {
@@ -176,7 +187,7 @@ pub fn evaluate(images: &[ImageEval], categories: &[(u32, String)]) -> MaskApRep
         per_class.push(CategoryAp { name: name.clone(), ap50, ap });
     }
     let mean = |s: f64, n: usize| if n == 0 { 0.0 } else { s / n as f64 };
-    MaskApReport { images: images.len(), map50: mean(sum50, n50), map50_95: mean(sum_all, n_all), per_class }
+    Ok(MaskApReport { images: images.len(), map50: mean(sum50, n50), map50_95: mean(sum_all, n_all), per_class })
 }
 
 #[cfg(test)]
@@ -194,7 +205,7 @@ mod tests {
     #[test]
     fn perfect_and_missing_detections() {
         let perfect = ImageEval { gts: vec![obj(1, 1.0, &[0, 1])], dts: vec![obj(1, 0.9, &[0, 1])] };
-        let r = evaluate(&[perfect], &[(1, "a".into())]);
+        let r = evaluate(&[perfect], &[(1, "a".into())]).unwrap();
         // 1 - 1e-16: precision is tp / (tp + fp + eps), as in pycocotools.
         assert!((r.map50 - 1.0).abs() < 1e-12 && (r.map50_95 - 1.0).abs() < 1e-12);
         // One of two objects found, plus a false positive scored higher: AP50 from the
@@ -203,8 +214,16 @@ mod tests {
             gts: vec![obj(1, 1.0, &[0, 1]), obj(1, 1.0, &[8, 9])],
             dts: vec![obj(1, 0.9, &[4, 5]), obj(1, 0.8, &[0, 1])],
         };
-        let r = evaluate(&[half], &[(1, "a".into()), (2, "none".into())]);
+        let r = evaluate(&[half], &[(1, "a".into()), (2, "none".into())]).unwrap();
         assert!((r.map50 - 51.0 * 0.5 / 101.0).abs() < 1e-12, "{}", r.map50);
         assert_eq!(r.per_class[1].ap50, None, "a category without ground truth is left out");
+    }
+
+    #[test]
+    fn masks_of_different_sizes_are_an_error() {
+        let mut small = obj(1, 0.9, &[0]);
+        small.mask.truncate(8);
+        let img = ImageEval { gts: vec![obj(1, 1.0, &[0, 1])], dts: vec![small] };
+        assert!(evaluate(&[img], &[(1, "a".into())]).unwrap_err().to_string().contains("16 and of 8 pixels"));
     }
 }

@@ -2,6 +2,7 @@
 //! and pixel accuracy, defined exactly as `scripts/metrics.py`.
 
 pub mod coco;
+pub mod coco_file;
 
 use serde::Serialize;
 

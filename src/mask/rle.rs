@@ -106,20 +106,34 @@ pub fn decompress_counts(s: &str) -> Result<Vec<u32>> {
     Ok(counts)
 }
 
+/// Largest mask decoded from outside data: 2^26 pixels (8192 x 8192), 64 MiB as
+/// a boolean mask. A COCO `size` beyond it is refused before anything is allocated.
+pub const MAX_PIXELS: usize = 1 << 26;
+
 impl CocoRle {
     pub fn encode(mask: &[bool], width: usize, height: usize) -> CocoRle {
         CocoRle { size: [height, width], counts: compress_counts(&run_lengths(mask, width, height)) }
     }
 
+    /// `height * width`, checked: no overflow, at most `MAX_PIXELS`.
+    pub fn pixels(&self) -> Result<usize> {
+        let [height, width] = self.size;
+        match height.checked_mul(width) {
+            Some(n) if n <= MAX_PIXELS => Ok(n),
+            _ => bail!("RLE size {height}x{width} (height x width) is larger than the {MAX_PIXELS} pixels edgeseg decodes (8192 x 8192)"),
+        }
+    }
+
     /// Row-major boolean mask.
     pub fn decode(&self) -> Result<Vec<bool>> {
         let [height, width] = self.size;
+        let pixels = self.pixels()?;
         let counts = decompress_counts(&self.counts)?;
         let total: u64 = counts.iter().map(|&c| c as u64).sum();
-        if total != (width * height) as u64 {
-            bail!("RLE covers {total} pixels but size {height}x{width} has {}", width * height);
+        if total != pixels as u64 {
+            bail!("RLE covers {total} pixels but size {height}x{width} has {pixels}");
         }
-        let mut mask = vec![false; width * height];
+        let mut mask = vec![false; pixels];
         let mut idx = 0usize;
         let mut value = false;
         for c in counts {
@@ -168,6 +182,19 @@ mod tests {
             assert_eq!(rle.decode().unwrap(), mask);
             assert_eq!(rle.area().unwrap(), mask.iter().filter(|&&b| b).count() as u64);
         }
+    }
+
+    /// Issue 24 item 18: `width * height` overflowed (a panic in debug builds), and a
+    /// size of 65536 x 131072 with two runs that cover it allocated 8 GiB.
+    #[test]
+    fn huge_sizes_are_refused_before_allocating() {
+        let overflow = CocoRle { size: [usize::MAX, 3], counts: "0".into() };
+        assert!(overflow.decode().unwrap_err().to_string().contains("larger than"));
+        let mut counts = String::new();
+        compress_counts_into(&[u32::MAX, u32::MAX, 2], &mut counts);
+        let big = CocoRle { size: [65_536, 131_072], counts };
+        assert!(big.decode().unwrap_err().to_string().contains("larger than"));
+        assert!(CocoRle { size: [8192, 8192], counts: "0".into() }.pixels().is_ok());
     }
 
     #[test]
