@@ -100,6 +100,10 @@ impl ModelMeta {
     }
 }
 
+/// Largest input side a model may declare: planning a graph for a larger
+/// input allocates tensors of that size (8192 x 8192 x 3 float32 is 768 MiB).
+pub const MAX_INPUT_SIDE: usize = 8192;
+
 /// Command-line overrides for models without (or with wrong) metadata.
 #[derive(Clone, Debug, Default)]
 pub struct MetaOverrides {
@@ -280,6 +284,13 @@ pub fn resolve(props: &HashMap<String, String>, shapes: &GraphShapes, flags: &Me
         ),
     };
 
+    if width > MAX_INPUT_SIDE || height > MAX_INPUT_SIDE {
+        bail!(
+            "the model's input size {width}x{height} is larger than the {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE} edgeseg plans for; \
+             fix: check the model's input shape or edgeseg.input_size (or pass --size)"
+        );
+    }
+
     let pick_floats = |key: &'static str, flag: &Option<Vec<f32>>, default: f32, origins: &mut Vec<_>| -> Result<Vec<f32>> {
         let (v, origin) = match (flag, get(key)) {
             (Some(v), _) => (v.clone(), Origin::Flag),
@@ -316,6 +327,12 @@ pub fn resolve(props: &HashMap<String, String>, shapes: &GraphShapes, flags: &Me
             origins.push(("classes", Origin::Graph));
             match out_channels {
                 Some(1) => vec!["background".into(), "foreground".into()],
+                // Checked before naming them: a file declaring 2^40 channels must not allocate 2^40 names.
+                Some(n) if n > crate::mask::MAX_CLASSES => bail!(
+                    "the model's output declares {n} channels (classes); edgeseg stores class ids in 8 bits (at most {}); \
+                     fix: check the model, or pass --classes",
+                    crate::mask::MAX_CLASSES
+                ),
                 Some(n) => (0..n).map(|i| if i == 0 { "background".into() } else { format!("class{i}") }).collect(),
                 None => bail!("cannot tell the number of classes from the output shape {:?}; fix: pass --classes", shapes.output),
             }

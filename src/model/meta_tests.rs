@@ -83,3 +83,15 @@ fn contradictions_are_errors_with_a_fix() {
     let err = resolve(&p, &shapes(&FIXED_GRAY, &OUT5), &MetaOverrides::default()).unwrap_err();
     assert!(format!("{err:#}").contains("edgeseg.task"), "{err:#}");
 }
+
+/// Found by tests/fuzz_inputs.rs: an output declaring 2^40 channels made resolve
+/// allocate 2^40 class names (an abort, not an error).
+#[test]
+fn absurd_shapes_are_errors_not_allocations() {
+    let huge_out = shapes(&FIXED_GRAY, &[Some(1), Some(1 << 40), Some(256), Some(256)]);
+    let e = resolve(&HashMap::new(), &huge_out, &MetaOverrides::default()).unwrap_err().to_string();
+    assert!(e.contains("1099511627776 channels") && e.contains("fix:"), "{e}");
+    let huge_in = shapes(&[Some(1), Some(1), Some(1 << 20), Some(256)], &OUT5);
+    let e = resolve(&HashMap::new(), &huge_in, &MetaOverrides::default()).unwrap_err().to_string();
+    assert!(e.contains("larger than") && e.contains("fix:"), "{e}");
+}

@@ -9,7 +9,7 @@
 //! else (grouped, `auto_pad=SAME_*`, non-constant weights) stays with tract and is
 //! reported with the reason.
 
-use crate::model::qdq::rewrite::{activation_after, apply, concat_inputs, conv_attrs, int, node_attributes, node_label, remove_dead_quantization, values, Gate, GraphView, Replacement, Resolve};
+use crate::model::qdq::rewrite::{activation_after, apply, check_arity, concat_inputs, conv_attrs, int, node_attributes, node_label, remove_dead_quantization, values, Gate, GraphView, Replacement, Resolve};
 use anyhow::{ensure, Context, Result};
 use std::collections::HashSet;
 use tract_onnx::pb::{tensor_proto::DataType, GraphProto, TensorProto};
@@ -33,6 +33,7 @@ pub struct FloatRewriteReport {
 
 /// Rewrite every float `Conv` of `graph` that fits, in place.
 pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<FloatRewriteReport> {
+    check_arity(graph)?;
     let mut report = FloatRewriteReport::default();
     let convs: Vec<String> = graph.node.iter().filter(|n| n.op_type == "Conv").map(|n| n.output[0].clone()).collect();
     for key in convs {

@@ -45,6 +45,7 @@ pub type Resolve<'a> = &'a dyn Fn(&TensorProto) -> TractResult<Tensor>;
 
 /// Rewrite every QDQ convolution of `graph` in place.
 pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport> {
+    check_arity(graph)?;
     let mut report = RewriteReport::default();
     let has_qdq = graph.node.iter().any(|n| n.op_type == "DequantizeLinear");
     if !has_qdq {
@@ -71,6 +72,36 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport
     remove_dead_quantization(graph);
     report.code_edges = super::code_edges::mark(graph);
     Ok(report)
+}
+
+/// Inputs (fewest, most) of the ops the rewrites read by position, as ONNX defines them.
+fn arity(op_type: &str) -> Option<(usize, usize)> {
+    Some(match op_type {
+        "Conv" | "ConvTranspose" | "QuantizeLinear" | "DequantizeLinear" => (2, 3),
+        "Mul" => (2, 2),
+        "Cast" | "Relu" | "HardSwish" | "HardSigmoid" | "Sigmoid" => (1, 1),
+        _ => return None,
+    })
+}
+
+/// Refuse a malformed graph before the rewrites index into it: every node the
+/// rewrites read must have the inputs ONNX gives its op and a named output
+/// (a `Conv` with one input used to panic the loader, and `edgeseg run`'s reload with it).
+pub(crate) fn check_arity(graph: &GraphProto) -> Result<()> {
+    for n in &graph.node {
+        ensure!(n.output.first().is_some_and(|o| !o.is_empty()), "node {} ({}) has no output; fix: re-export the model", node_label(n), n.op_type);
+        if let Some((fewest, most)) = arity(&n.op_type) {
+            ensure!(
+                (fewest..=most).contains(&n.input.len()),
+                "node {} ({}) has {} input(s) but {} takes {fewest} to {most}; the model is malformed; fix: re-export it",
+                node_label(n),
+                n.op_type,
+                n.input.len(),
+                n.op_type
+            );
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn node_label(n: &NodeProto) -> String {
