@@ -11,7 +11,11 @@
 //! is always the newest one. In trigger mode one frame captured after each
 //! trigger edge is judged.
 
+pub mod capture;
 pub mod mailbox;
+pub mod monitor;
+pub mod notify;
+pub mod output;
 pub mod process;
 pub mod stats;
 
@@ -19,15 +23,16 @@ use crate::config::Mode;
 use crate::frame::Frame;
 use crate::model::round_ms;
 use crate::report::{StageLatency, Stats};
-use crate::sink::{FramePixels, Sink};
-use crate::source::{FrameSource, Next};
+use crate::sink::Sink;
+use crate::source::FrameSource;
 use anyhow::Result;
-use log::{debug, error, info, warn};
+use capture::SourceSlot;
+use log::{error, warn};
 use mailbox::{Mailbox, Take};
+use monitor::Monitor;
 use process::{FrameError, FrameProcessor, FrameResult};
-use stats::StatsKeeper;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,15 +83,33 @@ pub struct Summary {
 
 /// Counters shared by the threads.
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
     /// Frames the source delivered (judged, dropped, corrupt or skipped waiting for a trigger).
     captured: AtomicU64,
     dropped: AtomicU64,
     corrupt: AtomicU64,
 }
 
-/// Run until the source ends, `max_frames` are judged, or `stop` is set.
+/// What a stopped pipeline leaves: everything it was made of, sinks not shut
+/// down, so a reload can keep what it does not replace (`commands::run`).
+pub struct Leftovers {
+    pub source: SourceSlot,
+    pub processor: FrameProcessor,
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub trigger: Option<Box<dyn Trigger>>,
+}
+
+/// Run until the source ends, `max_frames` are judged, or `stop` is set; then
+/// shut the sinks down (MQTT goes `offline`, GPIO lines are released).
 pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Summary> {
+    let (summary, mut left) = run_with(parts, options, stop, &Monitor::new(Duration::from_secs(3600)))?;
+    output::shutdown(&mut left.sinks);
+    Ok(summary)
+}
+
+/// `run` for the daemon: progress, health and frame numbers go to `monitor`
+/// (it outlives reloads), and the parts come back unshut.
+pub fn run_with(parts: Parts, options: &Options, stop: Arc<AtomicBool>, monitor: &Arc<Monitor>) -> Result<(Summary, Leftovers)> {
     let Parts { source, mut processor, sinks, mut trigger } = parts;
     let counters = Arc::new(Counters::default());
     let mailbox: Arc<Mailbox<Frame>> = Arc::new(Mailbox::default());
@@ -96,12 +119,8 @@ pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Sum
         free_tx.send(Frame::with_capacity(1 << 20)).expect("pool channel has room");
     }
     let capture_stop = Arc::new(AtomicBool::new(false));
-    let capture = {
-        let (mailbox, counters, stop, capture_stop) = (mailbox.clone(), counters.clone(), stop.clone(), capture_stop.clone());
-        std::thread::Builder::new()
-            .name("capture".into())
-            .spawn(move || capture_loop(source, &mailbox, free_rx, &counters, &stop, &capture_stop))?
-    };
+    let (capture, lossless, describe) =
+        capture::spawn(source, mailbox.clone(), free_rx, counters.clone(), stop.clone(), capture_stop.clone(), monitor.clone())?;
 
     let (result_tx, result_rx) = sync_channel::<FrameResult>(RESULT_POOL);
     let (pool_tx, pool_rx) = sync_channel::<FrameResult>(RESULT_POOL);
@@ -109,13 +128,14 @@ pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Sum
         pool_tx.send(FrameResult::new()).expect("pool channel has room");
     }
     let output = {
-        let counters = counters.clone();
+        let (counters, monitor) = (counters.clone(), monitor.clone());
         let class_names = processor.class_names().to_vec();
         let options = options.clone();
         let device = processor.device().to_string();
-        std::thread::Builder::new()
-            .name("output".into())
-            .spawn(move || output_loop(sinks, result_rx, pool_tx, &counters, &options, &class_names, &device))?
+        std::thread::Builder::new().name("output".into()).spawn(move || {
+            let args = output::OutputArgs { counters: &counters, options: &options, class_names: &class_names, device: &device, monitor: &monitor };
+            output::output_loop(sinks, result_rx, pool_tx, args)
+        })?
     };
 
     let mut judged = 0u64;
@@ -135,7 +155,11 @@ pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Sum
                         let _ = free_tx.try_send(stale);
                     }
                 }
-                Ok(false) => continue,
+                Ok(false) => {
+                    // Waiting for a part is what a trigger-driven line does: alive.
+                    monitor.progress();
+                    continue;
+                }
                 Err(e) => {
                     error!("trigger input failed: {e:#}");
                     std::thread::sleep(POLL);
@@ -147,7 +171,11 @@ pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Sum
             match mailbox.take(POLL) {
                 Take::Item(f, waited) => break (f, waited),
                 Take::Timeout if stop.load(Ordering::Relaxed) => break 'frames,
-                Take::Timeout => continue,
+                Take::Timeout => {
+                    if monitor.source_may_idle() && options.mode == Mode::Continuous {
+                        monitor.progress();
+                    }
+                }
                 Take::Closed => break 'frames,
             }
         };
@@ -192,130 +220,17 @@ pub fn run(parts: Parts, options: &Options, stop: Arc<AtomicBool>) -> Result<Sum
     capture_stop.store(true, Ordering::Relaxed);
     mailbox.close();
     drop(result_tx);
-    let (stats, latencies) = output.join().map_err(|_| anyhow::anyhow!("output thread panicked"))?;
+    let out = output.join().map_err(|_| anyhow::anyhow!("output thread panicked"))?;
     // The capture thread may sit in a blocking read (stdin, a camera): it
-    // notices the stop flag after its current frame; do not wait for it.
-    if capture.is_finished() {
-        let _ = capture.join();
-    }
+    // notices the stop flag after its current frame; the slot keeps it.
+    let source = capture::slot(capture, lossless, describe);
     let judged_span_s = first.map(|f| last.duration_since(f).as_secs_f64()).unwrap_or(0.0);
-    Ok(Summary { stats, latencies, judged_span_s, model_error, captured: counters.captured.load(Ordering::Relaxed) })
-}
-
-fn capture_loop(
-    mut source: Box<dyn FrameSource>,
-    mailbox: &Mailbox<Frame>,
-    free: Receiver<Frame>,
-    counters: &Counters,
-    stop: &AtomicBool,
-    capture_stop: &AtomicBool,
-) {
-    info!("source: {}", source.describe());
-    let stopping = || stop.load(Ordering::Relaxed) || capture_stop.load(Ordering::Relaxed);
-    // A frame displaced from the mailbox is captured into next, keeping the pool whole.
-    let mut spare: Option<Frame> = None;
-    let lossless = source.lossless();
-    while !stopping() {
-        let mut frame = match spare.take() {
-            Some(f) => f,
-            None => match free.recv_timeout(POLL) {
-                Ok(f) => f,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-        };
-        match source.next_frame(&mut frame) {
-            Ok(Next::Frame) => {
-                counters.captured.fetch_add(1, Ordering::Relaxed);
-                if lossless {
-                    while !mailbox.wait_empty(POLL) {
-                        if stopping() {
-                            return mailbox.close();
-                        }
-                    }
-                }
-                if let Some(old) = mailbox.put(frame) {
-                    counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    debug!("frame {} dropped: inference busy", old.seq);
-                    spare = Some(old);
-                }
-            }
-            Ok(Next::End) => {
-                info!("source ended: {}", source.describe());
-                break;
-            }
-            Err(e) => {
-                error!("source failed: {e:#}");
-                break;
-            }
-        }
-    }
-    mailbox.close();
-}
-
-fn output_loop(
-    mut sinks: Vec<Box<dyn Sink>>,
-    results: Receiver<FrameResult>,
-    pool: SyncSender<FrameResult>,
-    counters: &Counters,
-    options: &Options,
-    class_names: &[String],
-    device: &str,
-) -> (Stats, Vec<StageLatency>) {
-    let mut keeper = StatsKeeper::new(device);
-    let mut next_stats = Instant::now() + options.stats_interval;
-    loop {
-        let wait = next_stats.saturating_duration_since(Instant::now());
-        match results.recv_timeout(wait) {
-            Ok(mut result) => {
-                if result.started.is_some() {
-                    let t = Instant::now();
-                    if options.overlay {
-                        process::draw_overlay(&mut result, class_names);
-                    }
-                    result.report.emitted_unix_us = crate::frame::unix_us_now();
-                    result.report.latency.emit_ms = round_ms(t.elapsed());
-                    let pixels = FramePixels { image: &result.image, overlay: options.overlay.then_some(&result.overlay) };
-                    for sink in sinks.iter_mut() {
-                        if let Err(e) = sink.emit(&result.report, &pixels) {
-                            warn!("sink {}: {e:#}", sink.name());
-                        }
-                    }
-                    // Stats see the full emit time, sinks included.
-                    let mut report_latency = result.report.latency;
-                    report_latency.emit_ms = t.elapsed().as_secs_f64() * 1e3;
-                    let saved = std::mem::replace(&mut result.report.latency, report_latency);
-                    keeper.record(&result.report);
-                    result.report.latency = saved;
-                }
-                if pool.send(result).is_err() {
-                    // The inference thread is gone; keep draining.
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if Instant::now() >= next_stats {
-            next_stats = Instant::now() + options.stats_interval;
-            publish_stats(&mut keeper, &mut sinks, counters);
-        }
-    }
-    let stats = publish_stats(&mut keeper, &mut sinks, counters);
-    for sink in sinks.iter_mut() {
-        if let Err(e) = sink.shutdown() {
-            warn!("sink {} shutdown: {e:#}", sink.name());
-        }
-    }
-    (stats, keeper.window().to_vec())
-}
-
-fn publish_stats(keeper: &mut StatsKeeper, sinks: &mut [Box<dyn Sink>], counters: &Counters) -> Stats {
-    let overflow = sinks.iter().map(|s| s.overflow()).sum();
-    let stats = keeper.snapshot(counters.dropped.load(Ordering::Relaxed), counters.corrupt.load(Ordering::Relaxed), overflow);
-    for sink in sinks.iter_mut() {
-        if let Err(e) = sink.stats(stats) {
-            warn!("sink {} stats: {e:#}", sink.name());
-        }
-    }
-    stats.clone()
+    let summary = Summary {
+        stats: out.stats,
+        latencies: out.latencies,
+        judged_span_s,
+        model_error,
+        captured: counters.captured.load(Ordering::Relaxed),
+    };
+    Ok((summary, Leftovers { source, processor, sinks: out.sinks, trigger }))
 }

@@ -19,7 +19,9 @@ pub struct FramePixels<'a> {
     pub overlay: Option<&'a RgbImage>,
 }
 
-pub trait Sink: Send {
+/// `Any`: the daemon takes a sink a stopped pipeline hands back and, on a
+/// reload, keeps it or passes its state on (`commands::run`).
+pub trait Sink: Send + std::any::Any {
     /// Short name for logs ("mqtt", "gpio", "archive", "stdout").
     fn name(&self) -> &str;
     /// Called once per judged frame, in frame order.
@@ -31,6 +33,10 @@ pub trait Sink: Send {
     /// Messages this sink had to discard so far (bounded queues overflowing).
     fn overflow(&self) -> u64 {
         0
+    }
+    /// The source's health changed (and once per pipeline): sinks that show a status say it.
+    fn health(&mut self, _health: crate::pipeline::monitor::Health) -> Result<()> {
+        Ok(())
     }
     /// Flush and say goodbye (MQTT publishes `offline`); called on SIGTERM and at the end.
     fn shutdown(&mut self) -> Result<()> {

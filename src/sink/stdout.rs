@@ -42,7 +42,7 @@ impl<W: Write + Send> StdoutSink<W> {
     }
 }
 
-impl<W: Write + Send> Sink for StdoutSink<W> {
+impl<W: Write + Send + 'static> Sink for StdoutSink<W> {
     fn name(&self) -> &str {
         "stdout"
     }

@@ -5,6 +5,7 @@
 //! compressed data itself: decoding happens on the inference thread, where a
 //! corrupt JPEG is counted and skipped without stopping capture.
 
+pub mod await_device;
 pub mod dir;
 pub mod mjpeg_stream;
 pub mod v4l2;
@@ -22,6 +23,9 @@ pub enum Next {
     Frame,
     /// The source is exhausted (a replay without `loop`, stdin closed).
     End,
+    /// No frame: the camera is not there and is being retried with backoff
+    /// (`await_device`); call again. The pipeline reports `camera missing` meanwhile.
+    Missing,
 }
 
 pub trait FrameSource: Send {
@@ -64,7 +68,15 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::Sample(c) => Box::new(dir::DirSource::samples(c)?),
             SourceConfig::Dir(c) => Box::new(dir::DirSource::open(c, base)?),
-            SourceConfig::V4l2(c) => Box::new(v4l2::V4l2Source::open(c)?),
+            SourceConfig::V4l2(c) => match v4l2::V4l2Source::open(c) {
+                Ok(s) => Box::new(s),
+                Err(e) if await_device::is_missing(&e) => {
+                    let (config, max) = (c.clone(), Duration::from_secs(c.reconnect_max_s.max(1)));
+                    let open = Box::new(move || v4l2::V4l2Source::open(&config));
+                    Box::new(await_device::AwaitDevice::new(&format!("v4l2 {}", c.device), &e, max, open))
+                }
+                Err(e) => return Err(e),
+            },
             SourceConfig::Stdin(c) => Box::new(mjpeg_stream::MjpegStream::stdin(c)),
         })
     }
@@ -78,7 +90,9 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(fps: f64) -> Pacer {
-        let period = (fps > 0.0 && fps.is_finite()).then(|| Duration::from_secs_f64(1.0 / fps));
+        // The config bounds fps (config::bounds); a period beyond a day anyway
+        // saturates there instead of panicking in the conversion or in `next + period`.
+        let period = (fps > 0.0 && fps.is_finite()).then(|| crate::config::bounds::duration_s(1.0 / fps));
         Pacer { period, next: None }
     }
 

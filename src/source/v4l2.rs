@@ -243,7 +243,12 @@ fn connect(config: &V4l2Config, choice: FormatChoice) -> Result<Active> {
 fn open_device(spec: &str) -> Result<(Device, String)> {
     if spec.starts_with('/') {
         let dev = Device::with_path(spec).map_err(|e| {
-            anyhow!("v4l2 {spec}: cannot open ({e}); key source.device; fix: check the camera is plugged in and you are in the video group, or run `edgeseg probe` to list cameras")
+            let msg = format!("v4l2 {spec}: cannot open ({e}); key source.device; fix: check the camera is plugged in and you are in the video group, or run `edgeseg probe` to list cameras");
+            // ENOENT, ENXIO, ENODEV: not there (yet); the start waits for it (await_device).
+            match e.raw_os_error() {
+                Some(2 | 6 | 19) => anyhow::Error::new(super::await_device::DeviceMissing(msg)),
+                _ => anyhow!(msg),
+            }
         })?;
         let caps = dev.query_caps().with_context(|| format!("v4l2 {spec}: not a V4L2 device"))?;
         if !is_capture(caps.capabilities) {
@@ -261,7 +266,9 @@ fn open_device(spec: &str) -> Result<(Device, String)> {
         seen.push(format!("{path} \"{}\"", caps.card));
     }
     let found = if seen.is_empty() { "no cameras".to_string() } else { seen.join(", ") };
-    bail!("key source.device: no capture device with card name \"{spec}\" (found: {found}); fix: run `edgeseg probe` and copy a card name or path")
+    Err(anyhow::Error::new(super::await_device::DeviceMissing(format!(
+        "key source.device: no capture device with card name \"{spec}\" (found: {found}); fix: run `edgeseg probe` and copy a card name or path"
+    ))))
 }
 
 pub(crate) fn is_capture(flags: Flags) -> bool {
