@@ -159,7 +159,10 @@ pub struct EvalArgs {
 #[command(after_help = "Without --config, runs the embedded demo: the bundled sample frames at 5 FPS \
 through models/unet_defects.onnx, one JSON line per frame on stdout.\n\n\
 Signals: SIGTERM/SIGINT drain and stop (MQTT status goes offline); SIGHUP reloads \
-the config and the model without restarting; a bad reload is logged and ignored.\n\n\
+the config and the model without restarting; a bad reload (config, model, or a source or \
+sink that cannot be opened) is logged and ignored: the running pipeline goes on.\n\n\
+Under systemd (Type=notify, boards/edgeseg.service) it reports readiness and feeds the \
+watchdog while frames are judged.\n\n\
 Examples:\n  edgeseg run\n  edgeseg run --config boards/rpi5.toml\n  \
 rpicam-vid -t 0 --codec mjpeg -o - | edgeseg run --config boards/rpi5-stdin.toml\n  \
 edgeseg run --config boards/desktop.toml --check")]

@@ -4,30 +4,12 @@
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn edgeseg() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_edgeseg"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("RUST_LOG", "info");
-    c
-}
+mod support;
 
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/unet_defects.onnx")
-}
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/images").join(name)
-}
-
-fn write_config(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("board.toml");
-    let text = format!("[model]\npath = {:?}\n{body}", model().display().to_string());
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use support::daemon::{edgeseg, sample, write_config};
 
 fn json_lines(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
@@ -74,6 +56,27 @@ fn config_mistakes_name_file_key_and_fix() {
     let out = edgeseg().args(["run", "--check", "--config"]).arg(&missing).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("model.path") && err.contains("nope.onnx") && err.contains("fix"), "{err}");
+}
+
+/// Issue 24 item 6: these passed `run --check` and then panicked converting to a Duration.
+#[test]
+fn check_refuses_durations_and_rates_that_would_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[pipeline]\nstats_interval_s = inf\n", "pipeline.stats_interval_s"),
+        ("[pipeline]\nstats_interval_s = 1e19\n", "pipeline.stats_interval_s"),
+        ("[source]\nkind = \"sample\"\nfps = 1e-300\n", "source.fps"),
+        ("[sinks.archive]\ndir = \"a\"\nquota_mib = 0.01\n", "sinks.archive.quota_mib"),
+    ];
+    for (body, key) in cases {
+        let cfg = write_config(dir.path(), body);
+        for extra in [&["--check"][..], &["--max-frames=1"][..]] {
+            let out = edgeseg().args(["run", "--config"]).arg(&cfg).args(extra).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{body} {extra:?}: {err}");
+            assert!(err.contains("board.toml") && err.contains(key) && err.contains("fix:"), "{body}: {err}");
+        }
+    }
 }
 
 #[test]
@@ -180,8 +183,6 @@ fn sighup_reloads_and_sigterm_drains() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(err.contains("reload failed") && err.contains("SIGTERM"), "{err}");
 }
-
-mod support;
 
 #[test]
 fn daemon_publishes_to_a_real_mosquitto() {

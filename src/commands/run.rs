@@ -2,18 +2,26 @@
 //! builds source → model → decision → sinks, and runs the pipeline until the
 //! source ends, `--max-frames` is reached, or SIGTERM/SIGINT. SIGHUP reloads
 //! the config and the model without restarting the process; a reload that
-//! fails (bad TOML, missing model) is logged and the running pipeline stays.
+//! fails (bad TOML, missing model, a sink or source that cannot be opened, a
+//! model that panics the loader) is logged and the running pipeline stays
+//! (`run/reload.rs`). Under systemd (`Type=notify`) the daemon reports
+//! readiness and feeds the watchdog while it makes progress (`pipeline::notify`).
+
+mod build;
+mod reload;
+mod sinks;
 
 use crate::cli::RunArgs;
 use crate::config::Config;
-use crate::decide::Decider;
+use crate::dashboard::DeviceDashboard;
 use crate::model::{MetaOverrides, Model};
-use crate::pipeline::process::FrameProcessor;
-use crate::pipeline::{self, Options, Parts, Summary, Trigger};
-use crate::sink::gpio::{GpioSink, TriggerInput};
-use crate::sink::Sink;
+use crate::pipeline::monitor::Monitor;
+use crate::pipeline::notify::Watchdog;
+use crate::pipeline::{self, Summary};
 use anyhow::{Context, Result};
+use build::Pieces;
 use log::{error, info, warn};
+use reload::{Outcome, Prepared};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,64 +61,12 @@ pub fn load(config: Config) -> Result<Loaded> {
     Ok(Loaded { config, model })
 }
 
-/// Open the source and sinks and put the pipeline together.
-pub fn build_parts(loaded: Loaded) -> Result<(Parts, Options)> {
-    let Loaded { config, model } = loaded;
-    let source = config.source.open(&config.base_dir).context("opening key [source]")?;
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let device = config.device.name.clone();
-    if let Some(c) = &config.sinks.stdout {
-        sinks.push(Box::new(crate::sink::stdout::StdoutSink::new(c)));
-    }
-    if let Some(c) = &config.sinks.archive {
-        sinks.push(Box::new(crate::sink::archive::ArchiveSink::open(c, &config.base_dir, &model.meta.classes)?));
-    }
-    if let Some(c) = &config.sinks.mqtt {
-        let c = c.resolved(&config.base_dir);
-        let sink = crate::sink::mqtt::MqttSink::connect_with_model(&c, &device, Some(&model.meta.name)).context("key [sinks.mqtt]")?;
-        sinks.push(Box::new(sink));
-    }
-    let mut trigger: Option<Box<dyn Trigger>> = None;
-    if let Some(c) = &config.sinks.gpio {
-        // The trigger line is requested before the sink sets the ready line: from its request
-        // on, the kernel queues every edge, so a PLC that fires as soon as it sees "ready"
-        // cannot lose its first trigger in between.
-        if let Some(t) = TriggerInput::open(c).context("key sinks.gpio.trigger_line")? {
-            trigger = Some(Box::new(t));
-        }
-        sinks.push(Box::new(GpioSink::open(c).context("key [sinks.gpio]")?));
-    }
-    if config.pipeline.mode == crate::config::Mode::Trigger && trigger.is_none() {
-        anyhow::bail!(
-            "{}key pipeline.mode = \"trigger\" but no trigger input is configured; fix: set sinks.gpio.trigger_line, or use mode = \"continuous\"",
-            config.file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default()
-        );
-    }
-    info!(
-        "device {device}: model {} ({}x{}, {} thread(s)), sinks: {}",
-        model.path.display(),
-        model.meta.width,
-        model.meta.height,
-        model.threads,
-        if sinks.is_empty() { "none".to_string() } else { sinks.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ") }
-    );
-    let decider = Decider::new(config.decide.clone(), &model.meta.classes);
-    let processor = FrameProcessor::new(Box::new(model), decider, &device);
-    let options = Options {
-        mode: config.pipeline.mode,
-        max_frames: config.pipeline.max_frames,
-        stats_interval: Duration::from_secs_f64(config.pipeline.stats_interval_s),
-        overlay: config.pipeline.overlay,
-    };
-    Ok((Parts { source, processor, sinks, trigger }, options))
-}
-
 /// Start the device dashboard when the config asks for it. The embedded demo
 /// goes on without one when its port is taken (a second demo, a busy 8080);
 /// a board config's `[dashboard]` that cannot listen is an error.
-fn start_dashboard(loaded: &Loaded) -> Result<Option<crate::dashboard::DeviceDashboard>> {
+fn start_dashboard(loaded: &Loaded) -> Result<Option<DeviceDashboard>> {
     let Some(c) = loaded.config.dashboard.as_ref().filter(|d| d.enabled) else { return Ok(None) };
-    match crate::dashboard::DeviceDashboard::start(c, loaded) {
+    match DeviceDashboard::start(c, loaded) {
         Ok(d) => {
             info!("dashboard: {} (stream, counters, failing frames; API /api/status, /api/stats, /api/segment, /metrics)", d.url());
             Ok(Some(d))
@@ -140,83 +96,116 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).context("installing the SIGHUP handler")?;
 
-    let mut loaded = load(load_config(args)?)?;
+    let loaded = load(load_config(args)?)?;
     if args.check {
         println!("config ok: model {} loads, {} classes", loaded.model.path.display(), loaded.model.meta.classes.len());
         return Ok(ExitCode::SUCCESS);
     }
-    let dashboard = start_dashboard(&loaded)?;
+    let monitor = Monitor::new(Duration::from_secs(30));
+    let _watchdog = Watchdog::from_env(monitor.clone())?;
+    let dashboard = start_dashboard(&loaded)?.map(Arc::new);
     let dashboard_config = loaded.config.dashboard.clone().filter(|d| d.enabled);
-    let mut reload = false;
+    let mut config = loaded.config.clone();
+    let mut pieces = build::build(loaded, dashboard.as_deref())?;
     loop {
-        // The dashboard server lives across reloads; each pipeline gets a sink that feeds it.
-        let dash_sink = match &dashboard {
-            Some(d) => Some(d.sink(&loaded, reload)?),
-            None => None,
-        };
-        let (mut parts, options) = build_parts(loaded)?;
-        if let Some(s) = dash_sink {
-            parts.sinks.push(Box::new(s));
-        }
+        build::watch(&config, &monitor);
+        let options = build::options(&config);
         let run_stop = Arc::new(AtomicBool::new(false));
         // The next config, prepared while the current pipeline keeps running.
-        let next: Arc<Mutex<Option<Loaded>>> = Arc::new(Mutex::new(None));
-        let watcher = spawn_watcher(args, stop.clone(), hup.clone(), run_stop.clone(), next.clone());
-        let summary = pipeline::run(parts, &options, run_stop.clone())?;
+        let next: Arc<Mutex<Option<Prepared>>> = Arc::new(Mutex::new(None));
+        let watcher = Watcher { args: args.clone(), stop: stop.clone(), hup: hup.clone(), run_stop: run_stop.clone(), next: next.clone() };
+        let watcher = watcher.spawn(config.clone(), dashboard.clone(), monitor.clone());
+        let result = pipeline::run_with(pieces.into_parts(), &options, run_stop.clone(), &monitor);
         run_stop.store(true, Ordering::Relaxed);
         let _ = watcher.join();
+        let (summary, leftovers) = result?;
         log_summary(&summary);
+        let old = Pieces::from_leftovers(leftovers);
         if let Some(e) = &summary.model_error {
             error!("stopped: {e}");
+            old.sinks.shutdown();
             return Ok(ExitCode::from(1));
         }
-        let replacement = next.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match replacement {
-            Some(l) if !stop.load(Ordering::Relaxed) => {
-                info!("SIGHUP: restarting the pipeline with the reloaded config");
-                if l.config.dashboard.as_ref().filter(|d| d.enabled) != dashboard_config.as_ref() {
-                    warn!("SIGHUP: changes to [dashboard] take effect after a restart of the process");
-                }
-                loaded = l;
-                reload = true;
+        let prepared = next.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(p) = prepared.filter(|_| !stop.load(Ordering::Relaxed)) else {
+            monitor.set_stopping();
+            old.sinks.shutdown();
+            break;
+        };
+        info!("SIGHUP: switching the pipeline to the reloaded config");
+        if p.config.dashboard.as_ref().filter(|d| d.enabled) != dashboard_config.as_ref() {
+            warn!("SIGHUP: changes to [dashboard] take effect after a restart of the process");
+        }
+        let new_config = p.config.clone();
+        match reload::switch(p, old, &config, dashboard.as_deref()) {
+            Outcome::Switched(new) => {
+                info!("SIGHUP: reloaded");
+                config = new_config;
+                pieces = *new;
             }
-            _ => break,
+            Outcome::Kept(old, e) => {
+                warn!("reload failed, keeping the running config: {e:#}");
+                pieces = *old;
+            }
+            Outcome::Fatal(e) => {
+                error!("stopped: {e:#}");
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Watches the signal flags: SIGTERM stops the pipeline (it drains and the
-/// sinks say goodbye); SIGHUP loads the config and model again and, only if
-/// that works, stops the pipeline so `run` restarts it with them.
-fn spawn_watcher(
-    args: &RunArgs,
+/// Watches the signal flags for one pipeline: SIGTERM stops it (it drains and
+/// the sinks say goodbye); SIGHUP loads the config and model again and opens
+/// what can be opened beside the running pipeline (`reload::prepare`), and
+/// only if that works, stops the pipeline so `run` switches over.
+struct Watcher {
+    args: RunArgs,
     stop: Arc<AtomicBool>,
     hup: Arc<AtomicBool>,
     run_stop: Arc<AtomicBool>,
-    next: Arc<Mutex<Option<Loaded>>>,
-) -> std::thread::JoinHandle<()> {
-    let args = args.clone();
-    std::thread::spawn(move || {
-        while !run_stop.load(Ordering::Relaxed) {
-            if stop.load(Ordering::Relaxed) {
-                info!("SIGTERM: draining");
-                run_stop.store(true, Ordering::Relaxed);
-                break;
-            }
-            if hup.swap(false, Ordering::Relaxed) {
-                info!("SIGHUP: reloading {}", args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the embedded default".into()));
-                match load_config(&args).and_then(load) {
-                    Ok(l) => {
-                        *next.lock().unwrap_or_else(|e| e.into_inner()) = Some(l);
-                        run_stop.store(true, Ordering::Relaxed);
-                        break;
-                    }
-                    Err(e) => warn!("reload failed, keeping the running config: {e:#}"),
+    next: Arc<Mutex<Option<Prepared>>>,
+}
+
+impl Watcher {
+    fn spawn(self, running: Config, dashboard: Option<Arc<DeviceDashboard>>, monitor: Arc<Monitor>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !self.run_stop.load(Ordering::Relaxed) {
+                if self.stop.load(Ordering::Relaxed) {
+                    info!("SIGTERM: draining");
+                    monitor.set_stopping();
+                    self.run_stop.store(true, Ordering::Relaxed);
+                    break;
                 }
+                if self.hup.swap(false, Ordering::Relaxed) {
+                    let what = self.args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the embedded default".into());
+                    info!("SIGHUP: reloading {what}");
+                    match self.prepare(&running, dashboard.as_deref()) {
+                        Ok(p) => {
+                            *self.next.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                            self.run_stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        Err(e) => warn!("reload failed, keeping the running config: {e:#}"),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
+        })
+    }
+
+    /// Load and open; a panic in there (a malformed model reaching a loader bug)
+    /// is a failed reload like any other: this thread must live on to see SIGTERM.
+    fn prepare(&self, running: &Config, dashboard: Option<&DeviceDashboard>) -> Result<Prepared> {
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let loaded = load_config(&self.args).and_then(load)?;
+            reload::prepare(running, loaded, dashboard)
+        }));
+        attempt.unwrap_or_else(|panic| {
+            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            Err(anyhow::anyhow!("loading the new config or model panicked ({what}); this is a bug, please report it with the model"))
+        })
+    }
 }

@@ -67,13 +67,32 @@ impl DeviceDashboard {
     /// The sink for a (new) pipeline built from `loaded`; on a reload the
     /// upload model is loaded again, so uploads are judged by the new model.
     pub fn sink(&self, loaded: &Loaded, reload: bool) -> Result<DashboardSink> {
-        if reload {
-            let s = load_segmenter(loaded)?;
-            *lock(&self.segmenter) = Some(Arc::new(s));
-        }
-        self.state.attach(&loaded.config.device.name, info(loaded, self.server.addr));
-        Ok(DashboardSink { state: self.state.clone(), buf: Vec::new(), last_stream: None })
+        let mut view = self.prepare(loaded, reload)?;
+        Ok(self.attach(&mut view))
     }
+
+    /// What a reload needs, made while the running pipeline still works: the
+    /// new upload model (when `reload`) and the page's model and board info.
+    pub fn prepare(&self, loaded: &Loaded, reload: bool) -> Result<PreparedView> {
+        let segmenter = if reload { Some(Arc::new(load_segmenter(loaded)?)) } else { None };
+        Ok(PreparedView { device: loaded.config.device.name.clone(), info: info(loaded, self.server.addr), segmenter })
+    }
+
+    /// Switch the page over to a prepared pipeline; the sink feeds it.
+    pub fn attach(&self, view: &mut PreparedView) -> DashboardSink {
+        if let Some(s) = view.segmenter.take() {
+            *lock(&self.segmenter) = Some(s);
+        }
+        self.state.attach(&view.device, view.info.clone());
+        DashboardSink { state: self.state.clone(), buf: Vec::new(), last_stream: None }
+    }
+}
+
+/// A pipeline's view of the page before it is attached (`DeviceDashboard::prepare`).
+pub struct PreparedView {
+    device: String,
+    info: serde_json::Value,
+    segmenter: Option<Arc<Segmenter>>,
 }
 
 /// The second network instance for `POST /api/segment` (see `api.rs` for why).
@@ -159,6 +178,12 @@ impl Sink for DashboardSink {
 
     fn stats(&mut self, stats: &Stats) -> Result<()> {
         self.state.set_pipeline_stats(stats);
+        Ok(())
+    }
+
+    /// `/api/status` says `health`: `ok`, or `camera missing` while the camera is waited for.
+    fn health(&mut self, health: crate::pipeline::monitor::Health) -> Result<()> {
+        lock(&self.state.info)["health"] = json!(health.as_str());
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::net::{SocketAddr, TcpStream};
 
-pub use device::{DashboardSink, DeviceDashboard};
+pub use device::{DashboardSink, DeviceDashboard, PreparedView};
 
 /// Largest `POST /api/segment` body.
 pub const MAX_UPLOAD: usize = 16 << 20;

@@ -41,7 +41,7 @@ impl TriggerEdge {
 }
 
 /// `[sinks.gpio]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GpioConfig {
     /// Chip: path (`/dev/gpiochip0`), name (`gpiochip0`) or label (`pinctrl-bcm2711`); `sim` for the simulator.

@@ -162,9 +162,21 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn start(port: u16, filter: &str, persistent: bool) -> Subscriber {
+        Subscriber::start_as(port, filter, persistent, None)
+    }
+
+    /// On a broker that wants a login (`Mosquitto::start_with_password`).
+    pub fn start_with_login(port: u16, filter: &str, user: &str, pass: &str) -> Subscriber {
+        Subscriber::start_as(port, filter, false, Some((user, pass)))
+    }
+
+    fn start_as(port: u16, filter: &str, persistent: bool, login: Option<(&str, &str)>) -> Subscriber {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let id = format!("test-sub-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        if let Some((user, pass)) = login {
+            o.set_credentials(user, pass);
+        }
         o.set_clean_session(!persistent);
         o.set_max_packet_size(16 << 20, 16 << 20);
         o.set_keep_alive(Duration::from_secs(5));

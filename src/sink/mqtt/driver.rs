@@ -23,6 +23,8 @@ pub struct Shared {
 pub struct State {
     pub queue: Queue,
     pub connected: bool,
+    /// Connected for a reload that has not switched over yet: nothing is published (`MqttSink::activate`).
+    pub quiet: bool,
     /// Shutdown sent DISCONNECT: nothing more is handed to rumqttc.
     pub disconnecting: bool,
     /// The thread is to end (shutdown done or gave up, or the sink was dropped).
@@ -55,7 +57,7 @@ impl Shared {
 
 /// Hand waiting messages to rumqttc while connected and the window has room.
 pub fn pump(st: &mut State, client: &Client) {
-    if !st.connected || st.disconnecting {
+    if !st.connected || st.disconnecting || st.quiet {
         return;
     }
     while let Some(m) = st.queue.start_next() {
@@ -115,8 +117,10 @@ pub fn run(mut conn: Connection, client: Client, shared: Arc<Shared>, url: Strin
                 } else {
                     log::info!("mqtt: connected to {url}");
                 }
-                let online = st.status.message(&st.status_topic, "online", None, crate::frame::unix_us_now(), true);
-                st.queue.push_front(online);
+                if !st.quiet {
+                    let online = st.status.message(&st.status_topic, "online", None, crate::frame::unix_us_now(), true);
+                    st.queue.push_front(online);
+                }
                 pump(&mut st, &client);
             }
             Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {

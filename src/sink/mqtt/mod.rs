@@ -8,9 +8,11 @@
 
 mod config;
 mod driver;
+mod handover;
 mod queue;
 
 pub use config::{parse_url, BrokerUrl, MqttConfig};
+pub use handover::Backlog;
 
 use super::{FramePixels, Sink};
 use crate::report::{FrameReport, Stats};
@@ -44,11 +46,15 @@ pub struct Status {
     pub since_unix_us: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// online only: `ok`, or `camera missing` while the camera is waited for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<&'static str>,
 }
 
 impl Status {
     fn payload(&self, state: &'static str, reason: Option<&'static str>, since_unix_us: u64) -> Vec<u8> {
-        let doc = Status { state, reason, since_unix_us, ..self.clone() };
+        let health = if state == "online" { self.health } else { None };
+        let doc = Status { state, reason, since_unix_us, health, ..self.clone() };
         // A struct of strings and integers always serialises.
         serde_json::to_vec(&doc).unwrap_or_default()
     }
@@ -91,6 +97,27 @@ impl MqttSink {
 
     /// As `connect`, with the model name in the status document.
     pub fn connect_with_model(config: &MqttConfig, device: &str, model: Option<&str>) -> Result<MqttSink> {
+        MqttSink::start(config, device, model, Backlog::default(), false).map_err(|(e, _)| e)
+    }
+
+    /// Start with `backlog` (messages a previous sink could not deliver) first in
+    /// line. `quiet`: publish nothing, not even `online`, until `activate` (a
+    /// reload connects the next sink while the running one still works). On
+    /// error the backlog comes back with it.
+    fn start(config: &MqttConfig, device: &str, model: Option<&str>, backlog: Backlog, quiet: bool) -> Result<MqttSink, (anyhow::Error, Backlog)> {
+        match MqttSink::start_inner(config, device, model, quiet) {
+            Ok(sink) => {
+                let mut st = sink.shared.lock();
+                st.queue.prepend(backlog.0);
+                driver::pump(&mut st, &sink.client);
+                drop(st);
+                Ok(sink)
+            }
+            Err(e) => Err((e, backlog)),
+        }
+    }
+
+    fn start_inner(config: &MqttConfig, device: &str, model: Option<&str>, quiet: bool) -> Result<MqttSink> {
         config.check(device)?;
         let prefix = &config.topic_prefix;
         let topic = |leaf: &str| -> Arc<str> { format!("{prefix}/{device}/{leaf}").into() };
@@ -102,6 +129,7 @@ impl MqttSink {
             version: env!("CARGO_PKG_VERSION"),
             since_unix_us: 0,
             reason: None,
+            health: Some(crate::pipeline::monitor::Health::Ok.as_str()),
         };
         let started = crate::frame::unix_us_now();
         let will = LastWill::new(&*status_topic, status.payload("offline", Some("lost"), started), QoS::AtLeastOnce, true);
@@ -112,6 +140,7 @@ impl MqttSink {
             state: Mutex::new(State {
                 queue: Queue::new(config.queue_limit, driver::WINDOW),
                 connected: false,
+                quiet,
                 disconnecting: false,
                 abandon: false,
                 exited: false,
@@ -264,6 +293,11 @@ impl MqttSink {
         if self.shut_down {
             return Ok(());
         }
+        if self.shared.lock().quiet {
+            // Connected for a reload that never switched over: it published nothing, says nothing.
+            self.leave();
+            return Ok(());
+        }
         self.shut_down = true;
         {
             let mut st = self.shared.lock();
@@ -315,6 +349,21 @@ impl Sink for MqttSink {
 
     fn overflow(&self) -> u64 {
         self.shared.lock().queue.overflow
+    }
+
+    fn health(&mut self, health: crate::pipeline::monitor::Health) -> Result<()> {
+        let mut st = self.shared.lock();
+        if st.status.health == Some(health.as_str()) {
+            return Ok(());
+        }
+        st.status.health = Some(health.as_str());
+        if st.connected && !st.quiet {
+            // The retained status again, with the new health (a reconnect publishes a fresh one).
+            let online = st.status.message(&st.status_topic, "online", None, crate::frame::unix_us_now(), true);
+            st.queue.push(online);
+            driver::pump(&mut st, &self.client);
+        }
+        Ok(())
     }
 
     fn shutdown(&mut self) -> Result<()> {

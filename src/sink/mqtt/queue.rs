@@ -123,6 +123,27 @@ impl Queue {
         }
     }
 
+    /// Everything held, oldest first (unacknowledged, then waiting), without the
+    /// superseded `online` statuses: what a reload hands to the next sink.
+    pub fn take_all(&mut self) -> Vec<Msg> {
+        self.requeue_unacked();
+        std::mem::take(&mut self.waiting).into()
+    }
+
+    /// Put `msgs` (older than anything queued) first in line; beyond the limit
+    /// the oldest are dropped and counted.
+    pub fn prepend(&mut self, msgs: Vec<Msg>) {
+        for m in msgs.into_iter().rev() {
+            self.waiting.push_front(m);
+        }
+        while self.len() > self.limit {
+            if self.waiting.pop_front().is_none() {
+                break;
+            }
+            self.overflow += 1;
+        }
+    }
+
     /// The connection is gone: everything unacknowledged waits again, in its
     /// original order, ahead of what never left.
     pub fn requeue_unacked(&mut self) {
@@ -180,6 +201,23 @@ mod tests {
         q.on_ack(1);
         q.requeue_unacked();
         assert_eq!(drain(&mut q), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn take_all_and_prepend_keep_order_and_limit() {
+        let mut q = Queue::new(4, 2);
+        for i in 0..3 {
+            q.push(msg(i, QoS::AtLeastOnce));
+        }
+        q.start_next().unwrap();
+        q.on_outgoing_publish(1);
+        let all = q.take_all();
+        assert_eq!(all.iter().map(|m| m.payload[0]).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(q.is_empty());
+        let mut next = Queue::new(4, 2);
+        next.push(msg(9, QoS::AtLeastOnce));
+        next.prepend(vec![msg(5, QoS::AtLeastOnce), msg(6, QoS::AtLeastOnce), msg(7, QoS::AtLeastOnce), msg(8, QoS::AtLeastOnce)]);
+        assert_eq!((drain(&mut next), next.overflow), (vec![6, 7, 8, 9], 1));
     }
 
     #[test]
