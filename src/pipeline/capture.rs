@@ -240,3 +240,58 @@ fn capture_loop(
     mailbox.close();
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::sync_channel;
+
+    /// A camera whose every read takes `delay` (a slow or externally triggered one).
+    struct Slow {
+        delay: Duration,
+        next: u64,
+    }
+
+    impl FrameSource for Slow {
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+        fn next_frame(&mut self, frame: &mut Frame) -> anyhow::Result<Next> {
+            std::thread::sleep(self.delay);
+            frame.seq = self.next;
+            self.next += 1;
+            Ok(Next::Frame)
+        }
+    }
+
+    /// Issue 24 item 20: the capture thread of a stopped pipeline was left running
+    /// (its device still open) with nothing to wait for it. Now it is kept, waited
+    /// for with a bound, and hands back the source and the frame it was reading.
+    #[test]
+    fn a_stopped_capture_thread_is_waited_for_and_hands_back_its_source() {
+        let mailbox = Arc::new(Mailbox::default());
+        let (free_tx, free_rx) = sync_channel(3);
+        for _ in 0..3 {
+            free_tx.send(Frame::with_capacity(0)).unwrap();
+        }
+        let capture_stop = Arc::new(AtomicBool::new(false));
+        let source = Box::new(Slow { delay: Duration::from_millis(400), next: 0 });
+        let monitor = Monitor::new(Duration::from_secs(30));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (handle, lossless, describe) = spawn(source, mailbox, free_rx, Arc::new(Counters::default()), stop, capture_stop.clone(), monitor).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        capture_stop.store(true, Ordering::Relaxed);
+        let slot = slot(handle, lossless, describe);
+        assert!(!slot.is_ready(), "still in its read");
+        let slot = slot.settle(Duration::from_millis(10));
+        assert!(!slot.is_ready(), "a short bound gives up");
+        let slot = slot.settle(Duration::from_secs(3));
+        assert!(slot.is_ready(), "the read returned and the thread ended");
+        let mut source = slot.into_source();
+        let mut frame = Frame::with_capacity(0);
+        source.next_frame(&mut frame).unwrap();
+        assert_eq!(frame.seq, 0, "the frame read after the stop comes first");
+        source.next_frame(&mut frame).unwrap();
+        assert_eq!(frame.seq, 1);
+    }
+}

@@ -65,8 +65,14 @@ impl Mosquitto {
 
     fn start_in(dir: tempfile::TempDir, extra: &str) -> Mosquitto {
         let port = free_port();
+        // Started as root (CI), mosquitto drops to its own user and then cannot save
+        // its persistence in this root-owned tempdir ("Error: Permission denied"):
+        // subscriber sessions and their queued messages would not survive a restart.
+        use std::os::unix::fs::MetadataExt;
+        let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let user = if as_root { "user root\n" } else { "" };
         let conf = format!(
-            "listener {port} 127.0.0.1\n{extra}persistence true\npersistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n\
+            "listener {port} 127.0.0.1\n{user}{extra}persistence true\npersistence_location {}/\nautosave_interval 1\nautosave_on_changes true\n\
              max_queued_messages 100000\nlog_dest stderr\nlog_type all\n",
             dir.path().display()
         );
