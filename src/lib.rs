@@ -15,6 +15,7 @@ pub mod eval;
 pub mod frame;
 pub mod gpio;
 pub mod imageio;
+pub mod linalg;
 pub mod mask;
 pub mod model;
 pub mod overlay;

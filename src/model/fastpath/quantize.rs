@@ -64,7 +64,7 @@ unsafe fn quantize_avx512(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8)
     let mut i = 0;
     while i < n {
         let k = (n - i).min(16);
-        let mask = crate::model::qdq::simd_x86::tail_mask(k);
+        let mask = crate::linalg::x86_64::avx512::simd::tail_mask(k);
         // Safety: lanes past n are masked off.
         let v = _mm512_mul_ps(unsafe { _mm512_maskz_loadu_ps(mask, xs.as_ptr().add(i)) }, s);
         // Clamped first so the conversion stays in range; MXCSR rounds ties to even.

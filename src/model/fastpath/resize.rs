@@ -167,7 +167,7 @@ unsafe fn two_taps_avx512(p: &TwoTaps, line: &[f32], out: &mut [f32]) {
         let k = (n - x).min(16);
         match window {
             Some(base) if *base as usize + 16 <= line.len() => {
-                let mask = crate::model::qdq::simd_x86::tail_mask(k);
+                let mask = crate::linalg::x86_64::avx512::simd::tail_mask(k);
                 let base = *base as usize;
                 // Safety: 16 floats from `base` lie in the line (checked above); the
                 // column tables hold `n` entries and lanes past `k` are masked off.
