@@ -26,6 +26,15 @@ fi
 # kernels, which took 200 s unoptimised. debug_assertions and overflow checks stay on.
 export CARGO_PROFILE_DEV_OPT_LEVEL=2
 
+step "The default build needs only a Rust toolchain: no bindgen, no libclang"
+# README's first command must work on a machine with only rustup. bindgen (and clang-sys under
+# it) needs libclang at build time, so neither may appear among the build or normal
+# dependencies of any target.
+if cargo tree --locked -e build,normal --target all --prefix none --format '{p}' | grep -E '^(bindgen|clang-sys) '; then
+  echo "a dependency of the default build runs bindgen (needs libclang): see the lines above" >&2
+  exit 1
+fi
+
 step "Build (dev profile, opt-level 2; dependencies optimised, see Cargo.toml)"
 cargo build --locked --all-targets
 
