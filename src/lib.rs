@@ -13,6 +13,8 @@ pub mod dashboard;
 pub mod decide;
 pub mod eval;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gpio;
 pub mod imageio;
 pub mod linalg;

@@ -54,6 +54,9 @@ impl Segmenter {
         frame.set_origin("upload");
         let outcome = processor.process(frame, result, 0.0, 0.0);
         frame.data = Vec::new();
+        // The body (up to 16 MiB) and the decode buffers of a large image are free now: return
+        // them to the OS rather than keep them for an upload that may never come.
+        crate::model::heap::give_back();
         match outcome {
             Ok(()) => {}
             Err(FrameError::Corrupt(e)) => {

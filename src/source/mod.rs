@@ -6,6 +6,7 @@
 //! corrupt JPEG is counted and skipped without stopping capture.
 
 pub mod dir;
+pub mod jpeg_split;
 pub mod mjpeg_stream;
 pub mod v4l2;
 
