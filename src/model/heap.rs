@@ -30,3 +30,16 @@ pub fn retain_freed_tensors() {
         }
     });
 }
+
+/// Give freed heap memory back to the OS now (glibc's `malloc_trim`; elsewhere
+/// nothing: musl returns large blocks on free). For rare, large, short-lived
+/// allocations outside the frame loop, such as a dashboard upload's body: the
+/// trim threshold above would otherwise keep them in the process for good.
+/// The next frame page-faults its tensors once.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // Safety: malloc_trim only releases free pages; it has no preconditions.
+        unsafe { libc::malloc_trim(0) };
+    }
+}
