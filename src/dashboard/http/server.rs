@@ -41,7 +41,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            requests: Budget { total: 64, per_client: 16 },
+            // A browser opens at most 6 connections per host (streams have their own budget):
+            // 8 per address is enough for it, and slow clients need 8 addresses to fill the server.
+            requests: Budget { total: 64, per_client: 8 },
             streams: Budget { total: 32, per_client: 8 },
             head_time: Duration::from_secs(10),
             // A 16 MiB upload may take 10 s + 256 s: a slow Wi-Fi link, not a trickle.
