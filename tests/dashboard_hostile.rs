@@ -43,20 +43,21 @@ fn uploads_take_no_memory_before_auth_and_give_it_back_after() {
     let pid = d.child.id();
     let before = rss_kib(pid);
     for _ in 0..3 {
-        let conns: Vec<TcpStream> = (0..32)
+        let conns: Vec<(TcpStream, bool)> = (0..32)
             .map(|_| {
                 let mut s = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-                write!(s, "POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: image/png\r\nContent-Length: 16777216\r\nExpect: 100-continue\r\n\r\n", d.port).unwrap();
+                // Beyond the per-address slots the server answers 503 and closes at once: the write may then fail.
+                let sent = write!(s, "POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: image/png\r\nContent-Length: 16777216\r\nExpect: 100-continue\r\n\r\n", d.port).is_ok();
                 let _ = s.write_all(&[0u8; 4096]);
-                s
+                (s, sent)
             })
             .collect();
-        for mut s in conns {
+        for (mut s, sent) in conns {
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
             let mut raw = Vec::new();
             let _ = s.read_to_end(&mut raw);
             let text = String::from_utf8_lossy(&raw);
-            assert!(text.starts_with("HTTP/1.1 401") || text.starts_with("HTTP/1.1 503"), "{text}");
+            assert!(text.starts_with("HTTP/1.1 401") || text.starts_with("HTTP/1.1 503") || (!sent && text.is_empty()), "{text}");
             assert!(!text.contains("100 Continue"), "{text}");
         }
     }
