@@ -26,6 +26,12 @@ pub type DenseBlock = unsafe fn(x: *const f32, offsets: &[usize], w: *const f32,
 /// every tap; `out` has `n` writable floats.
 pub type DepthwiseRow = unsafe fn(plane: *const f32, offsets: &[usize], taps: &[f32], n: usize, bias: f32, epilogue: &Epilogue, out: *mut f32);
 
+/// `line[i] = epilogue(line[i] + bias)` for `i < n`.
+///
+/// # Safety
+/// The CPU runs the set; `line` has `n` floats.
+pub type FinishLine = unsafe fn(line: *mut f32, n: usize, bias: f32, epilogue: &Epilogue);
+
 /// One instruction set's float convolution kernels.
 #[derive(Clone, Copy, Debug)]
 pub struct F32Conv {
@@ -33,6 +39,7 @@ pub struct F32Conv {
     pub rows: usize,
     pub dense: DenseBlock,
     pub depthwise_row: DepthwiseRow,
+    pub finish_line: FinishLine,
     /// Floats a depthwise row reads past its last output pixel.
     pub depthwise_slack: usize,
     /// For logs and `inspect-model`.

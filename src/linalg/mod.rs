@@ -26,9 +26,24 @@ pub mod x86_64;
 
 use std::sync::OnceLock;
 
+/// The instruction sets edgeseg has kernels for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Generic,
+    /// x86-64 with AVX2 and FMA.
+    Avx2,
+    /// x86-64 with AVX-512 F, BW, VL and VNNI.
+    Avx512,
+    /// aarch64 NEON (Cortex-A72, A57).
+    Neon,
+    /// aarch64 NEON with the dot-product extension (Cortex-A76, A78AE).
+    NeonDotprod,
+}
+
 /// One instruction set's kernels.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
+    pub isa: Isa,
     /// The set's name (`EDGESEG_ISA`, logs, `inspect-model`).
     pub name: &'static str,
     /// The int8 convolutions' matrix-product tiles.

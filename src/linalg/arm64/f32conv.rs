@@ -10,7 +10,7 @@ use std::arch::aarch64::*;
 /// Output channels per weight panel.
 pub const ROWS: usize = 12;
 
-pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, depthwise_slack: 16, name: "neon 12x8 fmla by element" };
+pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: 16, name: "neon 12x8 fmla by element" };
 
 /// # Safety
 /// See [`crate::linalg::f32conv::DenseBlock`].
@@ -83,5 +83,21 @@ pub unsafe fn depthwise_row(plane: *const f32, offsets: &[usize], taps: &[f32], 
             }
         }
         i += 16;
+    }
+}
+
+/// # Safety
+/// See [`crate::linalg::f32conv::FinishLine`].
+pub unsafe fn finish_line(line: *mut f32, n: usize, bias: f32, epilogue: &Epilogue) {
+    let b = unsafe { vdupq_n_f32(bias) };
+    let mut i = 0;
+    while i + 4 <= n {
+        // Safety: 4 floats at i < n.
+        unsafe { vst1q_f32(line.add(i), activate4(vaddq_f32(vld1q_f32(line.add(i)), b), epilogue)) };
+        i += 4;
+    }
+    for j in i..n {
+        // Safety: j < n. The scalar definition is what activate4 computes per lane.
+        unsafe { *line.add(j) = epilogue.activate(*line.add(j) + bias) };
     }
 }

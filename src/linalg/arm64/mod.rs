@@ -15,6 +15,7 @@ pub fn sets() -> Vec<Kernels> {
     let mut sets = Vec::new();
     if std::arch::is_aarch64_feature_detected!("dotprod") {
         sets.push(Kernels {
+            isa: super::Isa::NeonDotprod,
             name: "neon-dotprod",
             int8_gemm: Gemm { tile: int8_sdot::tile, tile_any: int8_sdot::tile, pair: None, code: ActivationCode::ShiftedSigned, weights: WeightLayout::I8x4, name: "neon-dotprod 8x32 (sdot by element)" },
             ew: ew::ELEMENTWISE,
@@ -22,6 +23,7 @@ pub fn sets() -> Vec<Kernels> {
         });
     }
     sets.push(Kernels {
+        isa: super::Isa::Neon,
         name: "neon",
         int8_gemm: Gemm { tile: int8_smull::tile, tile_any: int8_smull::tile_any, pair: None, code: ActivationCode::ShiftedSigned, weights: WeightLayout::I8x4, name: "neon 8x32 (smull+smlal, sadalp)" },
         ew: ew::ELEMENTWISE,

@@ -9,5 +9,5 @@ use super::Kernels;
 
 /// The portable set.
 pub fn set() -> Kernels {
-    Kernels { name: "generic", int8_gemm: int8::GEMM, ew: ew::ELEMENTWISE, f32conv: None }
+    Kernels { isa: crate::linalg::Isa::Generic, name: "generic", int8_gemm: int8::GEMM, ew: ew::ELEMENTWISE, f32conv: None }
 }

@@ -19,7 +19,7 @@ pub fn available() -> bool {
 
 pub fn set() -> Kernels {
     Kernels {
-        name: "avx2",
+        isa: crate::linalg::Isa::Avx2, name: "avx2",
         int8_gemm: Gemm { tile, tile_any: tile, pair: None, code: ActivationCode::Unsigned, weights: WeightLayout::I16EvenOdd, name: "avx2 8x32 (vpmaddwd, 4x16 passes)" },
         ew: super::avx2_ew::ELEMENTWISE,
         f32conv: Some(super::avx2_f32conv::F32CONV),

@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 /// Output channels per weight panel.
 pub const ROWS: usize = 3;
 
-pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, depthwise_slack: 32, name: "avx2 3x32 fma" };
+pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: 32, name: "avx2 3x32 fma" };
 
 /// # Safety
 /// See [`crate::linalg::f32conv::DenseBlock`]; the CPU has AVX2 and FMA.
@@ -85,5 +85,22 @@ pub unsafe fn depthwise_row(plane: *const f32, offsets: &[usize], taps: &[f32], 
             }
         }
         i += 32;
+    }
+}
+
+/// # Safety
+/// See [`crate::linalg::f32conv::FinishLine`]; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn finish_line(line: *mut f32, n: usize, bias: f32, epilogue: &Epilogue) {
+    let b = _mm256_set1_ps(bias);
+    let mut i = 0;
+    while i + 8 <= n {
+        // Safety: 8 floats at i < n.
+        unsafe { _mm256_storeu_ps(line.add(i), activate8(_mm256_add_ps(_mm256_loadu_ps(line.add(i)), b), epilogue)) };
+        i += 8;
+    }
+    for j in i..n {
+        // Safety: j < n. The scalar definition is what activate8 computes per lane.
+        unsafe { *line.add(j) = epilogue.activate(*line.add(j) + bias) };
     }
 }

@@ -33,8 +33,8 @@ impl FastQuantizeU8 {
 
     pub fn compute(&self, xs: &[f32], ys: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // Safety: AVX-512 F is present; both slices have the same length.
+        if crate::linalg::kernels().isa == crate::linalg::Isa::Avx512 {
+            // Safety: the selected set is AVX-512's (AVX-512 F is present); both slices have the same length.
             return unsafe { quantize_avx512(xs, ys, self.scale, self.zero_point) };
         }
         for (y, &x) in ys.iter_mut().zip(xs) {

@@ -122,8 +122,9 @@ impl FastResize {
             }
             match &self.pairs {
                 #[cfg(target_arch = "x86_64")]
-                // Safety: the CPU has AVX-512 F; the line holds every source column.
-                Some(p) if std::arch::is_x86_feature_detected!("avx512f") => unsafe { two_taps_avx512(p, line, out) },
+                // Safety: the selected set is AVX-512's (so the CPU has AVX-512 F); the line
+                // holds every source column.
+                Some(p) if crate::linalg::kernels().isa == crate::linalg::Isa::Avx512 => unsafe { two_taps_avx512(p, line, out) },
                 Some(p) => {
                     // Two taps, no branch: a zero weight adds +0.0, which changes
                     // a -0.0 sum to +0.0 and nothing else (inputs are finite).

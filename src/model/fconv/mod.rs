@@ -18,6 +18,7 @@ pub mod op;
 #[cfg(test)]
 mod op_tests;
 pub mod rewrite;
+mod winograd;
 
 pub use rewrite::{rewrite, FloatRewriteReport};
 

@@ -31,6 +31,8 @@ enum Weights {
     Dense { panels: Vec<f32>, panel_len: usize },
     /// `[cout][kh × kw]`; output channel `o` reads input channel `o / multiplier`.
     Depthwise { w: Vec<f32>, multiplier: usize },
+    /// A 3×3 stride-1 convolution by Winograd's F(4×4, 3×3).
+    Winograd(super::winograd::Winograd),
 }
 
 /// What the graph rewrite hands over for one convolution.
@@ -87,7 +89,9 @@ impl F32ConvSpec {
         let plane_stride = if in_place { plane_len } else { plane_stride(plane_len) };
         let [dh, dw] = geom.attrs.dilations;
         let taps: Vec<usize> = (0..kh * kw).map(|t| (t / kw) * dh * geom.row_len + geom.column_slot(t % kw * dw)).collect();
-        let (offsets, weights) = if group == 1 {
+        let (offsets, weights) = if super::winograd::applies(&geom.attrs, cin, cout, geom.out_hw) {
+            (vec![], Weights::Winograd(super::winograd::Winograd::new(&geom.attrs, parts.weights, cin, cout, in_hw, geom.out_hw, rows)))
+        } else if group == 1 {
             let offsets: Vec<usize> = (0..cin).flat_map(|c| taps.iter().map(move |&t| c * plane_stride + t)).collect();
             let steps = offsets.len();
             let panel_len = steps * rows;
@@ -120,6 +124,7 @@ impl F32ConvSpec {
         match &self.weights {
             Weights::Dense { panels, panel_len } => self.run_dense(x, y, panels, *panel_len),
             Weights::Depthwise { w, multiplier } => self.run_depthwise(x, y, w, *multiplier),
+            Weights::Winograd(wg) => wg.run(&self.kernels, &self.bias, &self.epilogue, x, y),
         }
     }
 
@@ -351,7 +356,11 @@ impl Op for F32Conv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let s = &self.spec;
-        let kind = if s.is_depthwise() { "depthwise" } else { "dense" };
+        let kind = match s.weights {
+            Weights::Dense { .. } => "dense",
+            Weights::Depthwise { .. } => "depthwise",
+            Weights::Winograd(_) => "winograd F(4x4,3x3)",
+        };
         Ok(vec![format!("{kind} ({}) {:?} {}x{} -> {:?} {:?}", s.kernels.name, s.geom.attrs, s.geom.cin, s.geom.cout, s.geom.out_hw, s.epilogue)])
     }
 

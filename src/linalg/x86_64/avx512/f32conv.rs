@@ -13,7 +13,7 @@ pub const DEPTHWISE_SLACK: usize = 64;
 /// Output channels per weight panel of the dense kernel.
 pub const ROWS: usize = 6;
 
-pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, depthwise_slack: DEPTHWISE_SLACK, name: "avx512f 6x64 fma" };
+pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: DEPTHWISE_SLACK, name: "avx512f 6x64 fma" };
 
 /// [`dense_block`] for 16, 32 or 64 pixels.
 ///
@@ -102,5 +102,22 @@ pub unsafe fn depthwise_row(plane: *const f32, offsets: &[usize], taps: &[f32], 
             unsafe { _mm512_mask_storeu_ps(out.add(start), mask, activate16(a, epilogue)) };
         }
         i += 64;
+    }
+}
+
+/// # Safety
+/// See [`crate::linalg::f32conv::FinishLine`]; the CPU has AVX-512 F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn finish_line(line: *mut f32, n: usize, bias: f32, epilogue: &Epilogue) {
+    let b = _mm512_set1_ps(bias);
+    let mut i = 0;
+    while i < n {
+        let mask = tail_mask(n - i);
+        // Safety: lanes past n are masked off.
+        unsafe {
+            let v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, line.add(i)), b);
+            _mm512_mask_storeu_ps(line.add(i), mask, activate16(v, epilogue));
+        }
+        i += 16;
     }
 }

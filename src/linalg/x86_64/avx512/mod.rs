@@ -25,7 +25,7 @@ pub fn has_vbmi() -> bool {
 pub fn set() -> Kernels {
     let vbmi = has_vbmi();
     Kernels {
-        name: "avx512",
+        isa: crate::linalg::Isa::Avx512, name: "avx512",
         int8_gemm: Gemm { tile: tile::vnni_tile, tile_any: tile::vnni_tile, pair: Some(tile::vnni_pair), code: ActivationCode::Unsigned, weights: WeightLayout::I8x4, name: "avx512vnni 8x64 (two 4x64 passes), 8x32" },
         ew: Elementwise {
             quantize_u8: simd::quantize_u8,
