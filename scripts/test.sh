@@ -21,11 +21,18 @@ if [ "${EDGESEG_TRAIN_SMOKE:-1}" = "1" ]; then
   python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-train.txt
 fi
 
-# Our own crate is built at opt-level 2 here (the dev profile keeps it at 0 for
-# debugging): the golden test runs four networks over every sample with our int8
-# kernels, which took 200 s unoptimised. debug_assertions and overflow checks stay on.
-export CARGO_PROFILE_DEV_OPT_LEVEL=2
+step "The default build needs only a Rust toolchain: no bindgen, no libclang"
+# README's first command must work on a machine with only rustup. bindgen (and clang-sys under
+# it) needs libclang at build time, so neither may appear among the build or normal
+# dependencies of any target.
+if cargo tree --locked -e build,normal --target all --prefix none --format '{p}' | grep -E '^(bindgen|clang-sys) '; then
+  echo "a dependency of the default build runs bindgen (needs libclang): see the lines above" >&2
+  exit 1
+fi
 
+# The dev profile builds our own crate at opt-level 2 (Cargo.toml; the README's `cargo run --
+# run` is the same build): the golden test runs four networks over every sample with our
+# int8 kernels, which took 200 s unoptimised. debug_assertions and overflow checks stay on.
 step "Build (dev profile, opt-level 2; dependencies optimised, see Cargo.toml)"
 cargo build --locked --all-targets
 
@@ -57,7 +64,7 @@ elif [ ${#cross_missing[@]} -gt 0 ]; then
   fi
   step "aarch64 suites skipped: missing ${cross_missing[*]} (bash .ci/run installs them)"
 else
-  # The same opt-level 2 (set above) matters most here: the int8 kernels and preprocessing
+  # The dev profile's opt-level 2 matters most here: the int8 kernels and preprocessing
   # in an unoptimised build would need minutes per frame under emulation.
   # Static musl build: the same binary runs under qemu-user and in the emulated board.
   # Only tests that need no host service and spawn no process (qemu-user cannot exec a

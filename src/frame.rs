@@ -20,6 +20,18 @@ pub enum PixelFormat {
     Encoded,
 }
 
+impl PixelFormat {
+    /// Bytes per pixel of the packed raw formats; None for compressed ones.
+    pub fn bytes_per_pixel(self) -> Option<usize> {
+        match self {
+            PixelFormat::Gray8 => Some(1),
+            PixelFormat::Rgb24 => Some(3),
+            PixelFormat::Yuyv => Some(2),
+            PixelFormat::Mjpeg | PixelFormat::Encoded => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Frame {
     /// Sequence number from the source (V4L2's `sequence`, or a counter).

@@ -13,9 +13,12 @@ pub mod dashboard;
 pub mod decide;
 pub mod eval;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gpio;
 pub mod imageio;
 pub mod input_checks;
+pub mod linalg;
 pub mod mask;
 pub mod model;
 pub mod overlay;

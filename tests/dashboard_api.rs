@@ -8,117 +8,10 @@ mod support;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-use support::mosquitto::{free_port, Mosquitto};
-
-const TOKEN: &str = "test-token-0123";
-
-fn model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/unet_defects.onnx")
-}
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/images").join(name)
-}
-
-struct Daemon {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(args: &[&str], body: &str) -> (Child, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("board.toml");
-    std::fs::write(&cfg, format!("[model]\npath = {:?}\n{body}", model().display().to_string())).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_edgeseg"))
-        .args(args)
-        .arg("--config")
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    (child, dir)
-}
-
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port} after 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn daemon(extra: &str) -> Daemon {
-    let port = free_port();
-    let body = format!("[source]\nkind = \"sample\"\nfps = 10\n[dashboard]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n{extra}");
-    let (child, dir) = spawn(&["run"], &body);
-    wait_listening(port);
-    Daemon { child, port, _dir: dir }
-}
-
-struct Response {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// One raw HTTP/1.1 request; reads until the server closes.
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    parse(&raw)
-}
-
-fn parse(raw: &[u8]) -> Response {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
-    Response { status, head, body: raw[split + 4..].to_vec() }
-}
-
-fn get(port: u16, path: &str) -> Response {
-    http(port, "GET", path, &[("Authorization", &format!("Bearer {TOKEN}"))], b"")
-}
-
-fn post(port: u16, path: &str, ctype: &str, body: &[u8]) -> Response {
-    http(port, "POST", path, &[("Authorization", &format!("Bearer {TOKEN}")), ("Content-Type", ctype)], body)
-}
-
-fn assert_error(r: &Response, status: u16, says: &str) {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    let j = r.json();
-    let error = j["error"].as_str().unwrap_or_default();
-    assert!(error.contains(says), "error {error:?} should mention {says:?}");
-    assert!(!j["fix"].as_str().unwrap_or_default().is_empty(), "a fix is given: {j}");
-}
+use support::dashboard::{assert_error, daemon, get, http, parse, post, sample, spawn, Daemon, FleetView, TOKEN};
+use support::mosquitto::Mosquitto;
 
 #[test]
 fn every_endpoint_and_bad_uploads() {
@@ -189,7 +82,7 @@ fn every_endpoint_and_bad_uploads() {
     assert!(frame.body.starts_with(&[0xFF, 0xD8]));
     let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET /api/stream.mjpeg HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").unwrap();
+    write!(s, "GET /api/stream.mjpeg HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 65536];
     while got.windows(14).filter(|w| w == b"--edgesegframe").count() < 3 {
@@ -203,7 +96,7 @@ fn every_endpoint_and_bad_uploads() {
     // Server-Sent Events: per-frame reports.
     let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET /api/events HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").unwrap();
+    write!(s, "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").unwrap();
     let mut got = String::new();
     while !got.contains("event: frame\ndata: {") || !got[got.find("event: frame").unwrap()..].contains("\n\n") {
         let n = s.read(&mut buf).unwrap();
@@ -249,7 +142,7 @@ fn every_endpoint_and_bad_uploads() {
     // Too large: refused from the headers, before the body is sent.
     let mut s = TcpStream::connect(("127.0.0.1", p)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "POST /api/segment HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: image/png\r\nContent-Length: 17000000\r\n\r\n").unwrap();
+    write!(s, "POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1:{p}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: image/png\r\nContent-Length: 17000000\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     assert_error(&parse(&raw), 413, "limit");
@@ -301,13 +194,8 @@ fn fleet_view_lists_devices_and_marks_stopped_ones_offline() {
     let (mut a, _da) = spawn(&["run"], &mqtt("cam-a"));
     let (b, _db) = spawn(&["run"], &mqtt("cam-b"));
     let _b = Daemon { child: b, port: 0, _dir: tempfile::tempdir().unwrap() };
-    let port = free_port();
-    let mut fleet = Command::new(env!("CARGO_BIN_EXE_edgeseg"))
-        .args(["dashboard", "--mqtt", &broker.url(), "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    wait_listening(port);
+    let fleet = FleetView::start(&broker.url());
+    let port = fleet.port;
     let devices = |want: &dyn Fn(&[Value]) -> bool, what: &str| -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -331,8 +219,7 @@ fn fleet_view_lists_devices_and_marks_stopped_ones_offline() {
     let text = String::from_utf8_lossy(&m.body);
     assert!(text.contains("edgeseg_up{device=\"cam-a\"} 0") && text.contains("edgeseg_up{device=\"cam-b\"} 1"), "{text}");
     assert_eq!(http(port, "POST", "/api/segment", &[], b"").status, 404);
-    let _ = fleet.kill();
-    let _ = fleet.wait();
+    drop(fleet);
 }
 
 trait ChildId {

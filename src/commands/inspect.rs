@@ -31,7 +31,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "hardswish_fused": model.int8.hardswish_fused,
                 "silu_fused": model.int8.silu_fused,
                 "code_edges": model.int8.code_edges,
-                "kernel": crate::model::qdq::kernel::select().2,
+                "kernel": crate::linalg::kernels().int8_gemm.name,
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
             "f32_rewrite": {
@@ -87,7 +87,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
         println!(
             "int8         {} convolution(s) run by edgeseg's int8 kernels ({}), {} with the output's re-quantization and {} with a Relu, {} with a HardSwish and {} with a SiLU fused",
             r.fused,
-            crate::model::qdq::kernel::select().2,
+            crate::linalg::kernels().int8_gemm.name,
             r.requantize_fused,
             r.relu_fused,
             r.hardswish_fused,

@@ -4,12 +4,11 @@
 
 use crate::cli::ProbeArgs;
 use crate::gpio::chardev::{list_chips, ChipListing};
-use crate::source::v4l2::{is_capture, video_nodes};
+use crate::source::v4l2::device::{Device, Interval};
+use crate::source::v4l2::{video_nodes, SizeRange};
 use anyhow::Result;
 use serde::Serialize;
 use std::process::ExitCode;
-use v4l::video::Capture;
-use v4l::{Device, FourCC};
 
 #[derive(Serialize)]
 struct Camera {
@@ -69,33 +68,33 @@ fn probe_camera(path: &str) -> Camera {
         formats: Vec::new(),
         error: None,
     };
-    let dev = match Device::with_path(path) {
+    let dev = match Device::open(path) {
         Ok(d) => d,
         Err(e) => {
             cam.error = Some(format!("cannot open: {e} (fix: add yourself to the video group)"));
             return cam;
         }
     };
-    let caps = match dev.query_caps() {
+    let caps = match dev.capabilities() {
         Ok(c) => c,
         Err(e) => {
             cam.error = Some(format!("not a V4L2 device: {e}"));
             return cam;
         }
     };
+    cam.capabilities = caps.flag_names();
+    cam.capture = caps.is_capture();
     cam.card = caps.card;
     cam.driver = caps.driver;
     cam.bus = caps.bus;
-    cam.capabilities = format!("{}", caps.capabilities);
-    cam.capture = is_capture(caps.capabilities);
     if !cam.capture {
         return cam;
     }
-    // Controls are deliberately not listed: v4l's query_controls panics on newer kernels.
-    match dev.enum_formats() {
+    match dev.formats() {
         Ok(formats) => {
             for f in formats {
-                cam.formats.push(Format { fourcc: f.fourcc.to_string(), description: f.description, sizes: sizes(&dev, f.fourcc) });
+                let fourcc = String::from_utf8_lossy(&f.fourcc).into_owned();
+                cam.formats.push(Format { fourcc, description: f.description, sizes: sizes(&dev, f.fourcc) });
             }
         }
         Err(e) => cam.error = Some(format!("cannot list formats: {e}")),
@@ -103,23 +102,18 @@ fn probe_camera(path: &str) -> Camera {
     cam
 }
 
-fn sizes(dev: &Device, fourcc: FourCC) -> Vec<Size> {
-    use crate::source::v4l2::SizeRange;
-    use v4l::frameinterval::FrameIntervalEnum;
+fn sizes(dev: &Device, fourcc: [u8; 4]) -> Vec<Size> {
     let mut out = Vec::new();
-    for fs in dev.enum_framesizes(fourcc).unwrap_or_default() {
-        let range = SizeRange::from(fs.size);
+    for range in dev.frame_sizes(fourcc).unwrap_or_default() {
         let fps = match range {
             SizeRange::Discrete { width, height } => dev
-                .enum_frameintervals(fourcc, width, height)
+                .frame_intervals(fourcc, width, height)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|fi| match fi.interval {
-                    FrameIntervalEnum::Discrete(f) => fps_text(f.numerator, f.denominator),
+                .map(|interval| match interval {
+                    Interval::Discrete(f) => fps_text(f.numerator, f.denominator),
                     // Slowest..fastest: the max interval is the min rate.
-                    FrameIntervalEnum::Stepwise(s) => {
-                        format!("{}..{}", fps_text(s.max.numerator, s.max.denominator), fps_text(s.min.numerator, s.min.denominator))
-                    }
+                    Interval::Stepwise { min, max, .. } => format!("{}..{}", fps_text(max.numerator, max.denominator), fps_text(min.numerator, min.denominator)),
                 })
                 .collect(),
             SizeRange::Stepwise { .. } => Vec::new(),

@@ -34,14 +34,7 @@ impl Segmenter {
 
     /// Judge one uploaded image. `content_type` must be image/png or image/jpeg.
     pub fn segment(&self, content_type: Option<&str>, body: &[u8], mask_png: bool) -> Result<serde_json::Value, HttpError> {
-        let ctype = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !matches!(ctype.as_str(), "image/png" | "image/jpeg" | "image/jpg") {
-            return Err(HttpError::new(
-                415,
-                format!("Content-Type {:?} is not accepted", content_type.unwrap_or("(none)")),
-                "send a PNG or JPEG with Content-Type: image/png or image/jpeg (curl --data-binary @part.png -H 'Content-Type: image/png')",
-            ));
-        }
+        let ctype = upload_type(content_type)?;
         if body.is_empty() {
             return Err(HttpError::new(400, "the body is empty", "send the image file as the request body"));
         }
@@ -54,6 +47,9 @@ impl Segmenter {
         frame.set_origin("upload");
         let outcome = processor.process(frame, result, 0.0, 0.0);
         frame.data = Vec::new();
+        // The body (up to 16 MiB) and the decode buffers of a large image are free now: return
+        // them to the OS rather than keep them for an upload that may never come.
+        crate::model::heap::give_back();
         match outcome {
             Ok(()) => {}
             Err(FrameError::Corrupt(e)) => {
@@ -71,6 +67,19 @@ impl Segmenter {
         }
         Ok(doc)
     }
+}
+
+/// The upload's media type, lower case, when it is one we judge (checked from the head, before the body is read).
+pub fn upload_type(content_type: Option<&str>) -> Result<String, HttpError> {
+    let ctype = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !matches!(ctype.as_str(), "image/png" | "image/jpeg" | "image/jpg") {
+        return Err(HttpError::new(
+            415,
+            format!("Content-Type {:?} is not accepted", content_type.unwrap_or("(none)")),
+            "send a PNG or JPEG with Content-Type: image/png or image/jpeg (curl --data-binary @part.png -H 'Content-Type: image/png')",
+        ));
+    }
+    Ok(ctype)
 }
 
 /// The class map as an 8-bit grayscale PNG (pixel value = class id).

@@ -52,7 +52,7 @@ impl DeviceDashboard {
         let state = Arc::new(DeviceState::new(config));
         let segmenter = Arc::new(Mutex::new(Some(Arc::new(load_segmenter(loaded)?))));
         let handler = Arc::new(DeviceHandler { state: state.clone(), segmenter: segmenter.clone() });
-        let server = Server::start(listener, config.token.clone(), super::MAX_UPLOAD, handler).context("starting the dashboard server")?;
+        let server = Server::start(listener, config.token.clone(), handler).context("starting the dashboard server")?;
         Ok(DeviceDashboard { state, segmenter, server })
     }
 
@@ -202,6 +202,17 @@ impl Drop for Viewer<'_> {
 }
 
 impl http::Handler for DeviceHandler {
+    fn admit(&self, req: &Request) -> Result<http::Route, HttpError> {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/api/segment") => {
+                super::api::upload_type(req.header("content-type"))?;
+                Ok(http::Route { max_body: super::MAX_UPLOAD, long_lived: false })
+            }
+            ("GET", "/api/stream.mjpeg" | "/api/events") => Ok(http::Route { max_body: 0, long_lived: true }),
+            _ => Ok(http::Route::default()),
+        }
+    }
+
     fn handle(&self, req: &Request, out: &mut TcpStream, stop: &AtomicBool) -> std::io::Result<()> {
         let st = &self.state;
         match (req.method.as_str(), req.path.as_str()) {

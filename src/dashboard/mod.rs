@@ -10,12 +10,16 @@
 //!   fed by the MQTT topics of every device.
 //!
 //! The page (`assets/`) is plain HTML/JS/CSS compiled into the binary: nothing
-//! is fetched from elsewhere at run time. The HTTP server is `http.rs`.
+//! is fetched from elsewhere at run time. The HTTP server is `http/`: a client
+//! is checked (Host, token, route, limits) from its request head before any
+//! body is read, within deadlines, on slots bounded per client address.
 
 pub mod api;
 pub mod base64;
 pub mod device;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod state;

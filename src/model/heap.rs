@@ -30,3 +30,16 @@ pub fn retain_freed_tensors() {
         }
     });
 }
+
+/// Return free heap memory to the OS now (glibc's `malloc_trim`; elsewhere nothing: musl
+/// returns large blocks on free). The thresholds above keep up to 1 GiB of freed memory for
+/// the next frame; after something unusually large was freed (a frame far bigger than the
+/// camera's, a dashboard upload's body) that memory would otherwise stay with the process for
+/// good. Not for the steady-state frame loop: the next frame faults its pages in again.
+pub fn give_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // Safety: malloc_trim only releases free memory of glibc's arenas; live blocks are untouched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

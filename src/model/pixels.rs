@@ -4,15 +4,21 @@
 //! JPEG (MJPEG cameras, stdin streams) and PNG (replayed files) decode through
 //! the `image` crate's decoders straight into the reused buffer; only the
 //! decoders' own small tables are allocated per frame.
+//!
+//! Compressed frames come from outside (files, stdin, uploads): their size is
+//! checked from the header against `imageio::check_size` before a pixel is
+//! allocated, and buffers a larger frame grew are given back when a smaller one
+//! follows, so one oversized image does not keep its memory.
 
 use crate::frame::{Frame, PixelFormat};
+use crate::imageio::{check_size, decoder_limits, png_size};
 use anyhow::{bail, Context, Result};
 use image::codecs::{jpeg::JpegDecoder, png::PngDecoder};
 use image::{ColorType, ImageDecoder, RgbImage};
 use std::io::Cursor;
 
-/// Largest frame we accept (a 61 MP image); protects against absurd headers.
-const MAX_PIXELS: u64 = 8192 * 7500;
+/// Freeing at least this much in one go is worth handing back to the OS (`heap::give_back`).
+const GIVE_BACK_BYTES: usize = 16 << 20;
 
 /// Reused decode buffers.
 #[derive(Default)]
@@ -20,10 +26,15 @@ pub struct FrameDecoder {
     scratch: Vec<u8>,
 }
 
-/// Make `img` `w`×`h`, reallocating only when the size changes.
+/// Make `img` `w`×`h`, reallocating only when the size changes. When that frees a large
+/// buffer (the frame before was much bigger), the memory goes back to the OS.
 fn ensure_size(img: &mut RgbImage, w: u32, h: u32) {
     if img.dimensions() != (w, h) {
+        let freed = img.len();
         *img = RgbImage::new(w, h);
+        if freed >= GIVE_BACK_BYTES && freed > 2 * img.len() {
+            crate::model::heap::give_back();
+        }
     }
 }
 
@@ -86,26 +97,41 @@ impl FrameDecoder {
         }
         if data.starts_with(&[0xFF, 0xD8]) {
             let decoder = JpegDecoder::new(Cursor::new(data)).context("corrupt JPEG header")?;
-            self.read_into(decoder, img).context("corrupt JPEG data")
+            self.read_into(decoder, img, "JPEG")
         } else if data.starts_with(b"\x89PNG") {
-            let decoder = PngDecoder::new(Cursor::new(data)).context("corrupt PNG header")?;
-            self.read_into(decoder, img).context("corrupt PNG data")
+            // The PNG decoder sizes row buffers from the header as it opens: check the size first.
+            if let Some((w, h)) = png_size(data) {
+                check_size(w, h).context("PNG refused")?;
+            }
+            // Opening reads the chunks before the pixels under the allocation cap.
+            let mut open = decoder_limits();
+            (open.max_image_width, open.max_image_height) = (None, None);
+            let decoder = PngDecoder::with_limits(Cursor::new(data), open).context("corrupt PNG header")?;
+            self.read_into(decoder, img, "PNG")
         } else {
             bail!("neither JPEG nor PNG (starts with {:02x?})", &data[..data.len().min(4)])
         }
     }
 
-    fn read_into<D: ImageDecoder>(&mut self, decoder: D, img: &mut RgbImage) -> Result<()> {
+    fn read_into<D: ImageDecoder>(&mut self, mut decoder: D, img: &mut RgbImage, kind: &str) -> Result<()> {
         let (w, h) = decoder.dimensions();
-        if w == 0 || h == 0 || w as u64 * h as u64 > MAX_PIXELS {
-            bail!("image size {w}x{h} is out of range");
-        }
+        check_size(w, h).with_context(|| format!("{kind} refused"))?;
+        decoder.set_limits(decoder_limits()).with_context(|| format!("{kind} refused"))?;
         let color = decoder.color_type();
         let n = decoder.total_bytes() as usize;
         ensure_size(img, w, h);
+        self.read_pixels(decoder, color, n, img).with_context(|| format!("corrupt {kind} data"))
+    }
+
+    fn read_pixels<D: ImageDecoder>(&mut self, decoder: D, color: ColorType, n: usize, img: &mut RgbImage) -> Result<()> {
         match color {
             ColorType::Rgb8 => decoder.read_image(img)?,
             ColorType::L8 | ColorType::La8 | ColorType::Rgba8 => {
+                // Keep the buffer's capacity frame to frame, but not beyond what this size needs.
+                if self.scratch.capacity() > n {
+                    self.scratch.truncate(n);
+                    self.scratch.shrink_to(n);
+                }
                 self.scratch.resize(n, 0);
                 decoder.read_image(&mut self.scratch)?;
                 let bpp = color.bytes_per_pixel() as usize;

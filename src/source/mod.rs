@@ -7,6 +7,7 @@
 
 pub mod await_device;
 pub mod dir;
+pub mod jpeg_split;
 pub mod mjpeg_stream;
 pub mod v4l2;
 

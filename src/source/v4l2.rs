@@ -13,16 +13,17 @@ use crate::frame::Frame;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::time::Duration;
-use v4l::buffer::Type;
-use v4l::capability::Flags;
-use v4l::io::mmap::Stream;
-use v4l::io::traits::{CaptureStream, Stream as _};
-use v4l::video::capture::Parameters;
-use v4l::video::Capture;
-use v4l::{Device, FourCC};
 
+#[path = "v4l2_uapi.rs"]
+mod uapi;
+#[path = "v4l2_device.rs"]
+pub mod device;
+#[path = "v4l2_frame.rs"]
+pub mod frame_copy;
 #[path = "v4l2_negotiate.rs"]
 mod negotiate_impl;
+use device::{Device, Stream};
+pub use device::video_nodes;
 pub use negotiate_impl::{negotiate, FormatChoice, FormatOffer, Negotiated, SizeRange};
 
 /// `[source] kind = "v4l2"`.
@@ -78,12 +79,13 @@ fn default_reconnect_max() -> u64 {
     10
 }
 
-/// A streaming camera. Field order matters: the stream unmaps its buffers before the device closes.
+/// A streaming camera (the stream owns the device and closes it when dropped).
 struct Active {
-    stream: Stream<'static>,
-    _device: Device,
+    stream: Stream,
     path: String,
     got: Negotiated,
+    /// Bytes between line starts in the driver's buffers (raw formats may pad lines).
+    bytes_per_line: u32,
     fps: Option<f64>,
 }
 
@@ -112,19 +114,10 @@ impl V4l2Source {
         Ok(V4l2Source { config: config.clone(), choice, active: Some(active), last })
     }
 
-    /// Stop streaming and release the buffers without risking v4l's panicking `Drop`: it panics when
-    /// STREAMOFF fails with anything but ENODEV (unplugged), so in that case the stream is leaked
-    /// (a few mapped buffers) rather than taking the capture thread down.
+    /// Stop streaming, unmap the buffers and close the device (a failure to stop, as with an
+    /// unplugged camera, is logged by the stream and not fatal).
     fn close(&mut self) {
-        let Some(mut a) = self.active.take() else { return };
-        match a.stream.stop() {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc_enodev()) => {}
-            Err(e) => {
-                log::warn!("v4l2 {}: stopping the stream failed ({e}); leaking its buffers to avoid a panic in the v4l crate", a.path);
-                std::mem::forget(a.stream);
-            }
-        }
+        self.active = None;
     }
 
     /// Reopen until the camera is back, sleeping with backoff between attempts.
@@ -146,10 +139,6 @@ impl V4l2Source {
     }
 }
 
-fn libc_enodev() -> i32 {
-    19 // ENODEV on every Linux architecture
-}
-
 fn describe_active(a: &Active) -> String {
     let fourcc = String::from_utf8_lossy(&a.got.fourcc).into_owned();
     match a.fps {
@@ -169,27 +158,29 @@ impl FrameSource for V4l2Source {
                 self.reconnect();
                 continue;
             };
-            let failure = match CaptureStream::next(&mut a.stream) {
-                Ok((buf, meta)) => {
-                    let used = (meta.bytesused as usize).min(buf.len());
-                    if meta.flags.contains(v4l::buffer::Flags::ERROR) || used == 0 {
-                        // The driver flagged a damaged frame (USB packet loss): skip it, keep streaming.
-                        log::debug!("v4l2 {}: frame {} flagged as damaged, skipped", a.path, meta.sequence);
-                        continue;
-                    }
-                    frame.data.clear();
-                    frame.data.extend_from_slice(&buf[..used]);
-                    frame.format = a.got.format;
-                    frame.width = a.got.width;
-                    frame.height = a.got.height;
-                    frame.seq = u64::from(meta.sequence);
-                    // time_t is i32 on 32-bit ARM (a Pi running armv7), i64 elsewhere.
-                    #[allow(clippy::useless_conversion)]
-                    let (sec, usec) = (i64::from(meta.timestamp.sec), i64::from(meta.timestamp.usec));
-                    frame.kernel_ts_us = (sec > 0 || usec > 0).then(|| (sec.max(0) as u64) * 1_000_000 + usec.max(0) as u64);
+            let (got, bytes_per_line) = (a.got, a.bytes_per_line);
+            let dequeued = a.stream.next(|buf| {
+                if buf.damaged || buf.data.is_empty() {
+                    return Err(buf.sequence);
+                }
+                frame.format = got.format;
+                frame.width = got.width;
+                frame.height = got.height;
+                frame_copy::copy_packed(frame, buf.data, bytes_per_line);
+                frame.seq = u64::from(buf.sequence);
+                frame.kernel_ts_us = buf.timestamp_us;
+                Ok(())
+            });
+            let failure = match dequeued {
+                Ok(Ok(())) => {
                     frame.stamp_now();
                     frame.set_origin(&a.path);
                     return Ok(Next::Frame);
+                }
+                Ok(Err(sequence)) => {
+                    // The driver flagged a damaged frame (USB packet loss): skip it, keep streaming.
+                    log::debug!("v4l2 {}: frame {sequence} flagged as damaged, skipped", a.path);
+                    continue;
                 }
                 Err(e) => e,
             };
@@ -199,29 +190,21 @@ impl FrameSource for V4l2Source {
     }
 }
 
-impl Drop for V4l2Source {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
-
 /// Resolve the device, negotiate, set the format and rate, and start streaming.
 fn connect(config: &V4l2Config, choice: FormatChoice) -> Result<Active> {
     let (device, path) = open_device(&config.device)?;
     let offers = query_offers(&device).with_context(|| format!("v4l2 {path}: cannot list its formats"))?;
     let want = negotiate(&offers, choice, config.width, config.height).map_err(|e| anyhow!("v4l2 {path}: key source.format: {e}"))?;
-    let mut fmt = device.format().with_context(|| format!("v4l2 {path}: cannot read the current format"))?;
-    fmt.width = want.width;
-    fmt.height = want.height;
-    fmt.fourcc = FourCC::new(&want.fourcc);
-    let set = device.set_format(&fmt).with_context(|| format!("v4l2 {path}: cannot set format {want}; fix: run `edgeseg probe` to see what it supports"))?;
+    let set = device
+        .set_format(want.fourcc, want.width, want.height)
+        .with_context(|| format!("v4l2 {path}: cannot set format {want}; fix: run `edgeseg probe` to see what it supports"))?;
     // Drivers may adjust the request; believe what they report.
-    let got = Negotiated::from_device(set.fourcc.repr, set.width, set.height)
-        .ok_or_else(|| anyhow!("v4l2 {path}: asked for {want}, the driver switched to {}; fix: set source.format explicitly", set.fourcc))?;
+    let got = Negotiated::from_device(set.fourcc, set.width, set.height).ok_or_else(|| {
+        anyhow!("v4l2 {path}: asked for {want}, the driver switched to {}; fix: set source.format explicitly", String::from_utf8_lossy(&set.fourcc))
+    })?;
     let fps = if config.fps > 0 {
-        match device.set_params(&Parameters::with_fps(config.fps)) {
-            Ok(p) if p.interval.numerator > 0 => Some(f64::from(p.interval.denominator) / f64::from(p.interval.numerator)),
-            Ok(_) => None,
+        match device.set_fps(config.fps) {
+            Ok(fps) => fps,
             Err(e) => {
                 // Some drivers (many CSI bridges) have no frame-rate control; they run at their own rate.
                 log::warn!("v4l2 {path}: cannot set {} fps ({e}); running at the driver's rate", config.fps);
@@ -231,18 +214,16 @@ fn connect(config: &V4l2Config, choice: FormatChoice) -> Result<Active> {
     } else {
         None
     };
-    let mut stream = Stream::with_buffers(&device, Type::VideoCapture, config.buffers)
+    let timeout = (config.frame_timeout_ms > 0).then(|| Duration::from_millis(config.frame_timeout_ms));
+    let stream = Stream::start(device, config.buffers, timeout)
         .with_context(|| format!("v4l2 {path}: cannot map {} capture buffers; fix: lower source.buffers or close other programs using the camera", config.buffers))?;
-    if config.frame_timeout_ms > 0 {
-        stream.set_timeout(Duration::from_millis(config.frame_timeout_ms.min(i32::MAX as u64)));
-    }
-    Ok(Active { stream, _device: device, path, got, fps })
+    Ok(Active { stream, path, got, bytes_per_line: set.bytes_per_line, fps })
 }
 
 /// Open by path, or find the capture node whose card name matches.
 fn open_device(spec: &str) -> Result<(Device, String)> {
     if spec.starts_with('/') {
-        let dev = Device::with_path(spec).map_err(|e| {
+        let dev = Device::open(spec).map_err(|e| {
             let msg = format!("v4l2 {spec}: cannot open ({e}); key source.device; fix: check the camera is plugged in and you are in the video group, or run `edgeseg probe` to list cameras");
             // ENOENT, ENXIO, ENODEV: not there (yet); the start waits for it (await_device).
             match e.raw_os_error() {
@@ -250,17 +231,17 @@ fn open_device(spec: &str) -> Result<(Device, String)> {
                 _ => anyhow!(msg),
             }
         })?;
-        let caps = dev.query_caps().with_context(|| format!("v4l2 {spec}: not a V4L2 device"))?;
-        if !is_capture(caps.capabilities) {
+        let caps = dev.capabilities().with_context(|| format!("v4l2 {spec}: not a V4L2 device"))?;
+        if !caps.is_capture() {
             bail!("v4l2 {spec} (\"{}\") cannot capture video (a metadata or output node); key source.device; fix: run `edgeseg probe` and pick a capture device", caps.card);
         }
         return Ok((dev, spec.to_string()));
     }
     let mut seen = Vec::new();
     for path in video_nodes() {
-        let Ok(dev) = Device::with_path(&path) else { continue };
-        let Ok(caps) = dev.query_caps() else { continue };
-        if caps.card == spec && is_capture(caps.capabilities) {
+        let Ok(dev) = Device::open(&path) else { continue };
+        let Ok(caps) = dev.capabilities() else { continue };
+        if caps.card == spec && caps.is_capture() {
             return Ok((dev, path));
         }
         seen.push(format!("{path} \"{}\"", caps.card));
@@ -271,32 +252,13 @@ fn open_device(spec: &str) -> Result<(Device, String)> {
     ))))
 }
 
-pub(crate) fn is_capture(flags: Flags) -> bool {
-    flags.contains(Flags::VIDEO_CAPTURE) && flags.contains(Flags::STREAMING)
-}
-
-/// `/dev/video*` in numeric order.
-pub fn video_nodes() -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir("/dev") else { return Vec::new() };
-    let mut nodes: Vec<(u32, String)> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let n = name.strip_prefix("video")?.parse::<u32>().ok()?;
-            Some((n, format!("/dev/{name}")))
-        })
-        .collect();
-    nodes.sort();
-    nodes.into_iter().map(|(_, p)| p).collect()
-}
-
 /// What the device offers, in the form `negotiate` takes.
 pub fn query_offers(device: &Device) -> std::io::Result<Vec<FormatOffer>> {
     let mut offers = Vec::new();
-    for desc in device.enum_formats()? {
+    for desc in device.formats()? {
         // Some drivers list formats without enumerable sizes; the format is then offered with none.
-        let sizes = device.enum_framesizes(desc.fourcc).unwrap_or_default().into_iter().map(|fs| SizeRange::from(fs.size)).collect();
-        offers.push(FormatOffer { fourcc: desc.fourcc.repr, sizes });
+        let sizes = device.frame_sizes(desc.fourcc).unwrap_or_default();
+        offers.push(FormatOffer { fourcc: desc.fourcc, sizes });
     }
     Ok(offers)
 }
@@ -334,10 +296,5 @@ mod tests {
         assert!(e.contains("source.format"), "{e}");
         let e = V4l2Source::open(&config("buffers = 0")).err().unwrap().to_string();
         assert!(e.contains("source.buffers"), "{e}");
-    }
-
-    #[test]
-    fn video_nodes_are_device_paths() {
-        assert!(video_nodes().iter().all(|p| p.starts_with("/dev/video")));
     }
 }

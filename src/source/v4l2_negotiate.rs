@@ -2,7 +2,6 @@
 //! so the choice is tested without a camera.
 
 use crate::frame::PixelFormat;
-use v4l::framesize::FrameSizeEnum;
 
 /// `source.format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,22 +60,6 @@ pub enum SizeRange {
     Discrete { width: u32, height: u32 },
     /// Continuous ranges are steps of 1.
     Stepwise { min_width: u32, max_width: u32, step_width: u32, min_height: u32, max_height: u32, step_height: u32 },
-}
-
-impl From<FrameSizeEnum> for SizeRange {
-    fn from(s: FrameSizeEnum) -> Self {
-        match s {
-            FrameSizeEnum::Discrete(d) => SizeRange::Discrete { width: d.width, height: d.height },
-            FrameSizeEnum::Stepwise(s) => SizeRange::Stepwise {
-                min_width: s.min_width,
-                max_width: s.max_width,
-                step_width: s.step_width,
-                min_height: s.min_height,
-                max_height: s.max_height,
-                step_height: s.step_height,
-            },
-        }
-    }
 }
 
 impl std::fmt::Display for SizeRange {

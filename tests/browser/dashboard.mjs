@@ -23,6 +23,7 @@ const BIN = process.env.EDGESEG_BIN || join(TARGET, 'debug/edgeseg');
 const SHOTS = join(ROOT, 'target/screenshots');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const MOSQUITTO = '/usr/sbin/mosquitto';
+const MOSQUITTO_PUB = '/usr/bin/mosquitto_pub';
 const MODEL = join(ROOT, 'models/unet_defects.onnx');
 
 const tmp = mkdtempSync(join(tmpdir(), 'edgeseg-browser-'));
@@ -135,6 +136,7 @@ async function fleetView(browser) {
     await page.waitForSelector(`.device[data-device="${name}"][data-online="true"]`, { timeout: 40000 });
   }
   await page.waitForFunction(() => [...document.querySelectorAll('.device [data-key="frames"] .value')].every((v) => Number(v.textContent) > 0), null, { timeout: 20000 });
+  await badDevices(mqttPort);
   await stop(a);
   await page.waitForSelector(`.device[data-device="press-a"][data-online="false"]`, { timeout: 20000 });
   const b = await page.textContent(state('press-b'));
@@ -144,8 +146,48 @@ async function fleetView(browser) {
   await page.close();
 }
 
+// One message with mosquitto_pub (waits for the broker's ack).
+function publish(mqttPort, topic, payload, retain = false) {
+  return new Promise((ok, fail) => {
+    const args = ['-h', '127.0.0.1', '-p', String(mqttPort), '-q', '1', '-t', topic, '-m', payload, ...(retain ? ['-r'] : [])];
+    const p = spawn(MOSQUITTO_PUB, args, { stdio: 'ignore' });
+    p.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`mosquitto_pub ${topic} exited ${code}`))));
+  });
+}
+
+const frames = (name) => page.$eval(`.device[data-device="${name}"] [data-key="frames"] .value`, (e) => Number(e.textContent));
+
+// Issue 24 item 13: a device publishing `findings: "not-a-list"` threw in the
+// page and stopped every later card. The server now refuses the document (the
+// card says so), and the page draws each card on its own: a device entry it
+// cannot draw (injected here into /api/status, ahead of the others) leaves
+// the other cards updating.
+async function badDevices(mqttPort) {
+  await publish(mqttPort, 'edgeseg/press-bad/status', '{"state":"online","model":"unet"}', true);
+  await publish(mqttPort, 'edgeseg/press-bad/detections', '{"frame":1,"verdict":"fail","findings":"not-a-list"}');
+  await page.waitForFunction(() => {
+    const r = document.querySelector('.device[data-device="press-bad"] .refused');
+    return r && !r.hidden && r.textContent.includes('malformed');
+  }, null, { timeout: 15000 });
+  const corrupt = { device: 'a-corrupt', online: true, status: 'not-an-object', stats: null, detections: 'x', latency: 'not-a-list',
+    recent_defects: [{ frame: 1, findings: 'not-a-list' }, null] };
+  await page.route('**/api/status*', async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    body.devices = [corrupt, ...body.devices];
+    await route.fulfill({ response, json: body });
+  });
+  await page.waitForSelector('.device[data-device="a-corrupt"]', { timeout: 10000 });
+  const before = await frames('press-b');
+  await page.waitForFunction((b) => Number(document.querySelector('.device[data-device="press-b"] [data-key="frames"] .value').textContent) > b,
+    before, { timeout: 15000 });
+  await page.unroute('**/api/status*');
+  console.log(`fleet view: a refused document and an undrawable device left press-b updating (frames ${before} -> ${await frames('press-b')})`);
+}
+
 async function main() {
-  for (const [what, path] of [['edgeseg (cargo build)', BIN], ['chromium (apt-get install chromium)', CHROMIUM], ['mosquitto (apt-get install mosquitto)', MOSQUITTO]]) {
+  for (const [what, path] of [['edgeseg (cargo build)', BIN], ['chromium (apt-get install chromium)', CHROMIUM], ['mosquitto (apt-get install mosquitto)', MOSQUITTO],
+    ['mosquitto_pub (apt-get install mosquitto-clients)', MOSQUITTO_PUB]]) {
     if (!existsSync(path)) throw new Error(`${path} not found; fix: install ${what}`);
   }
   mkdirSync(SHOTS, { recursive: true });

@@ -1,3 +1,4 @@
 //! Shared test harness.
 pub mod daemon;
+pub mod dashboard;
 pub mod mosquitto;

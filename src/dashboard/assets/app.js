@@ -93,7 +93,8 @@ function renderLegend(root) {
 }
 
 function findingsText(findings) {
-  return (findings || []).map((f) => `${f.class} ${(f.score ?? 0).toFixed(2)} (${f.area} px)`).join(', ') || '–';
+  const score = (v) => (typeof v === 'number' ? v.toFixed(2) : '?');
+  return (Array.isArray(findings) ? findings : []).map((f) => `${f && f.class} ${score(f && f.score)} (${f && f.area} px)`).join(', ') || '–';
 }
 
 // Recent defects: one line per failing frame.
@@ -167,25 +168,68 @@ async function deviceView(status) {
 
 // ---- fleet view ---------------------------------------------------------
 
+// The server checks every document's types; the page still draws each card on
+// its own, so one card it cannot draw never stops the others.
+const list = (v) => (Array.isArray(v) ? v : []);
+const obj = (v) => (v && typeof v === 'object' && !Array.isArray(v) ? v : {});
+
 function fleetCard(d) {
-  let card = document.querySelector(`.device[data-device="${CSS.escape(d.device)}"]`);
+  const name = String(d.device);
+  let card = document.querySelector(`.device[data-device="${CSS.escape(name)}"]`);
   if (!card) {
     card = $('#device-card').content.firstElementChild.cloneNode(true);
-    card.dataset.device = d.device;
-    $('.name', card).textContent = d.device;
+    card.dataset.device = name;
+    $('.name', card).textContent = name;
     $('#devices').append(card);
   }
-  const state = d.online ? 'online' : 'offline';
-  card.dataset.online = String(d.online);
-  card.classList.toggle('offline', !d.online);
-  const st = $('.state', card);
-  st.textContent = d.online ? 'online' : `offline${d.status && d.status.reason ? ' (' + d.status.reason + ')' : ''}`;
-  st.className = `state ${state}`;
-  const s = d.status || {};
-  $('.meta', card).textContent = `${s.model || ''} ${s.version ? 'v' + s.version : ''} · ${d.detections} detections · last seen ${time(d.last_seen_unix_us)}`;
-  renderCounters($('.counters', card), d.stats);
-  drawLatency($('.latency', card), d.latency.map((p) => ({ ...p })));
-  renderDefects($('.defects', card), d.recent_defects);
+  try {
+    const s = obj(d.status);
+    const state = d.online ? 'online' : 'offline';
+    card.dataset.online = String(Boolean(d.online));
+    card.classList.toggle('offline', !d.online);
+    const st = $('.state', card);
+    st.textContent = d.online ? 'online' : `offline${s.reason ? ' (' + s.reason + ')' : ''}`;
+    st.className = `state ${state}`;
+    $('.meta', card).textContent = `${s.model || ''} ${s.version ? 'v' + s.version : ''} · ${fmt(d.detections)} detections · last seen ${time(d.last_seen_unix_us)}`;
+    const refused = $('.refused', card);
+    refused.hidden = !(d.refused > 0);
+    refused.textContent = d.refused > 0 ? `${d.refused} message(s) refused; last: ${d.last_refusal || ''}` : '';
+    renderCounters($('.counters', card), obj(d.stats));
+    drawLatency($('.latency', card), list(d.latency).map((p) => ({ ...obj(p) })));
+    renderDefects($('.defects', card), list(d.recent_defects).map(obj));
+    card.classList.remove('broken');
+    delete card.dataset.error;
+  } catch (e) {
+    card.classList.add('broken');
+    card.dataset.error = String(e.message || e);
+    $('.refused', card).hidden = false;
+    $('.refused', card).textContent = `cannot draw this device: ${e.message || e}`;
+  }
+}
+
+// Every page of /api/status (the server answers in pages of `page` devices).
+async function fleetStatus() {
+  const s = await getJSON('/api/status');
+  const devices = list(s.devices);
+  while (devices.length < s.devices_total) {
+    const next = list((await getJSON(`/api/status?offset=${devices.length}`)).devices);
+    if (!next.length) break;
+    devices.push(...next);
+  }
+  return { ...s, devices };
+}
+
+function fleetNotes(s) {
+  const r = obj(s.refused), l = obj(s.limits);
+  const notes = [];
+  const refusedMsgs = (r.oversize || 0) + (r.malformed || 0) + (r.bad_topic || 0);
+  if (refusedMsgs) notes.push(`${refusedMsgs} message(s) refused (oversize ${r.oversize || 0}, malformed ${r.malformed || 0}, bad topic ${r.bad_topic || 0})`);
+  if (r.truncated) notes.push(`${r.truncated} cut to the size limits`);
+  if (r.devices_evicted || r.devices_refused) notes.push(`device limit ${l.max_devices}: ${r.devices_evicted || 0} offline device(s) forgotten, ${r.devices_refused || 0} new one(s) not shown`);
+  if (r.oversize_disconnects) notes.push(`${r.oversize_disconnects} broker message(s) too large to receive at all (see the log)`);
+  const el = $('#fleet-notes');
+  el.hidden = !notes.length;
+  el.textContent = notes.join(' · ');
 }
 
 async function fleetView(status) {
@@ -194,10 +238,14 @@ async function fleetView(status) {
   $('#title').textContent = 'fleet';
   async function refresh() {
     try {
-      const s = await getJSON('/api/status');
+      const s = await fleetStatus();
       setConn(s.connected, s.connected ? `broker connected · ${s.devices.length} device(s)` : 'broker unreachable');
       $('#no-devices').hidden = s.devices.length > 0;
-      for (const d of s.devices) fleetCard(d);
+      fleetNotes(s);
+      for (const d of s.devices) fleetCard(obj(d));
+      // Devices the server no longer lists (forgotten to make room) leave the page too.
+      const listed = new Set(s.devices.map((d) => String(obj(d).device)));
+      for (const card of document.querySelectorAll('#devices .device')) if (!listed.has(card.dataset.device)) card.remove();
     } catch (e) {
       setConn(false, String(e.message || e));
     }

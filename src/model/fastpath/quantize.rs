@@ -33,8 +33,8 @@ impl FastQuantizeU8 {
 
     pub fn compute(&self, xs: &[f32], ys: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // Safety: AVX-512 F is present; both slices have the same length.
+        if crate::linalg::kernels().isa == crate::linalg::Isa::Avx512 {
+            // Safety: the selected set is AVX-512's (AVX-512 F is present); both slices have the same length.
             return unsafe { quantize_avx512(xs, ys, self.scale, self.zero_point) };
         }
         for (y, &x) in ys.iter_mut().zip(xs) {
@@ -64,7 +64,7 @@ unsafe fn quantize_avx512(xs: &[f32], ys: &mut [u8], scale: f32, zero_point: u8)
     let mut i = 0;
     while i < n {
         let k = (n - i).min(16);
-        let mask = crate::model::qdq::simd_x86::tail_mask(k);
+        let mask = crate::linalg::x86_64::avx512::simd::tail_mask(k);
         // Safety: lanes past n are masked off.
         let v = _mm512_mul_ps(unsafe { _mm512_maskz_loadu_ps(mask, xs.as_ptr().add(i)) }, s);
         // Clamped first so the conversion stays in range; MXCSR rounds ties to even.

@@ -122,8 +122,9 @@ impl FastResize {
             }
             match &self.pairs {
                 #[cfg(target_arch = "x86_64")]
-                // Safety: the CPU has AVX-512 F; the line holds every source column.
-                Some(p) if std::arch::is_x86_feature_detected!("avx512f") => unsafe { two_taps_avx512(p, line, out) },
+                // Safety: the selected set is AVX-512's (so the CPU has AVX-512 F); the line
+                // holds every source column.
+                Some(p) if crate::linalg::kernels().isa == crate::linalg::Isa::Avx512 => unsafe { two_taps_avx512(p, line, out) },
                 Some(p) => {
                     // Two taps, no branch: a zero weight adds +0.0, which changes
                     // a -0.0 sum to +0.0 and nothing else (inputs are finite).
@@ -167,7 +168,7 @@ unsafe fn two_taps_avx512(p: &TwoTaps, line: &[f32], out: &mut [f32]) {
         let k = (n - x).min(16);
         match window {
             Some(base) if *base as usize + 16 <= line.len() => {
-                let mask = crate::model::qdq::simd_x86::tail_mask(k);
+                let mask = crate::linalg::x86_64::avx512::simd::tail_mask(k);
                 let base = *base as usize;
                 // Safety: 16 floats from `base` lie in the line (checked above); the
                 // column tables hold `n` entries and lanes past `k` are masked off.

@@ -35,7 +35,7 @@ impl AxisSoftmax {
     pub fn compute(data: &mut [f32], outer: usize, len: usize, inner: usize) {
         let chunks = inner.div_ceil(CHUNK);
         #[cfg(target_arch = "x86_64")]
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        let avx512 = crate::linalg::kernels().isa == crate::linalg::Isa::Avx512;
         let ptr = SyncPtr(data.as_mut_ptr());
         for_each(outer * chunks, len * CHUNK.min(inner) * 8, |item| {
             let (o, c) = (item / chunks, item % chunks);
@@ -44,7 +44,7 @@ impl AxisSoftmax {
             let block = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(o * len * inner), len * inner) };
             #[cfg(target_arch = "x86_64")]
             if avx512 {
-                // Safety: AVX-512 F is present.
+                // Safety: the selected set is AVX-512's, so AVX-512 F is present.
                 return unsafe { softmax_columns_avx512(block, len, inner, columns) };
             }
             softmax_columns(block, len, inner, columns);

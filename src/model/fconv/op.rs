@@ -5,16 +5,16 @@
 //! is copied once per call into a zero-padded plane whose columns are stored by
 //! stride phase, so that output pixel `p` of reduction step `t` (one channel × one
 //! tap) reads `x[p + offsets[t]]`, and a tile of 32 output pixels reads 32
-//! consecutive floats per step: no im2col copy, and the kernel (`kernel_x86`) keeps
-//! 6 output channels × 64 pixels (two adjacent tiles) of sums in registers. Depthwise convolutions run
-//! one output row at a time on their channel's padded plane.
+//! consecutive floats per step: no im2col copy, and the selected instruction set's kernel
+//! (`crate::linalg::f32conv`) keeps a panel of output channels × a block of pixels of sums
+//! in registers. Depthwise convolutions run one output row at a time on their channel's
+//! padded plane.
 
-use super::kernel_x86 as kernel;
+use crate::linalg::f32conv::F32Conv as Kernels;
 use crate::model::parallel::{for_each, SyncPtr};
 use crate::model::qdq::geometry::{ConvAttrs, ConvGeometry, TILE};
 use crate::model::qdq::op::{eval_per_image, store_tile_rows, tile_blocks, Channels, Epilogue};
 use crate::model::qdq::pack::deal_to_phases;
-use kernel::ROWS;
 use std::cell::RefCell;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -22,12 +22,17 @@ use tract_onnx::tract_core::internal::*;
 /// Floats a dense tile reads past the last input plane.
 const DENSE_SLACK: usize = TILE + 16;
 
+/// The most rows a set's dense kernel takes per panel (see `crate::linalg::f32conv::F32Conv::rows`).
+const MAX_ROWS: usize = 16;
+
 #[derive(Debug)]
 enum Weights {
-    /// Panels of `ROWS` output channels: `[panel][step][ROWS]`, rows past `cout` zero.
+    /// Panels of `rows` output channels: `[panel][step][rows]`, rows past `cout` zero.
     Dense { panels: Vec<f32>, panel_len: usize },
     /// `[cout][kh × kw]`; output channel `o` reads input channel `o / multiplier`.
     Depthwise { w: Vec<f32>, multiplier: usize },
+    /// A 3×3 stride-1 convolution by Winograd's F(4×4, 3×3).
+    Winograd(super::winograd::Winograd),
 }
 
 /// What the graph rewrite hands over for one convolution.
@@ -62,6 +67,8 @@ pub struct F32ConvSpec {
     weights: Weights,
     bias: Vec<f32>,
     epilogue: Epilogue,
+    /// The selected instruction set's kernels.
+    kernels: Kernels,
 }
 
 impl F32ConvSpec {
@@ -73,20 +80,25 @@ impl F32ConvSpec {
         ensure!(parts.weights.len() == cout * cin_g * kh * kw, "weight tensor size does not match its shape");
         ensure!(parts.bias.len() == cout, "{} bias values for {cout} output channels", parts.bias.len());
         ensure!(parts.epilogue.requantize.is_none(), "a float convolution has no output quantization");
+        let kernels = crate::linalg::kernels().f32conv.context("this CPU's kernel set has no float convolutions")?;
+        ensure!(kernels.rows <= MAX_ROWS, "panels of {} rows", kernels.rows);
+        let rows = kernels.rows;
         let geom = ConvGeometry::new(parts.attrs.clone(), cin, cout, in_hw)?;
         let plane_len = geom.hp * geom.row_len;
-        let in_place = reads_in_place(&geom, cout);
+        let in_place = reads_in_place(&geom, cout, rows);
         let plane_stride = if in_place { plane_len } else { plane_stride(plane_len) };
         let [dh, dw] = geom.attrs.dilations;
         let taps: Vec<usize> = (0..kh * kw).map(|t| (t / kw) * dh * geom.row_len + geom.column_slot(t % kw * dw)).collect();
-        let (offsets, weights) = if group == 1 {
+        let (offsets, weights) = if super::winograd::applies(&geom.attrs, cin, cout, geom.out_hw) {
+            (vec![], Weights::Winograd(super::winograd::Winograd::new(&geom.attrs, parts.weights, cin, cout, in_hw, geom.out_hw, rows)))
+        } else if group == 1 {
             let offsets: Vec<usize> = (0..cin).flat_map(|c| taps.iter().map(move |&t| c * plane_stride + t)).collect();
             let steps = offsets.len();
-            let panel_len = steps * ROWS;
-            let mut panels = vec![0f32; cout.div_ceil(ROWS) * panel_len];
+            let panel_len = steps * rows;
+            let mut panels = vec![0f32; cout.div_ceil(rows) * panel_len];
             for (row, w_row) in parts.weights.chunks_exact(steps).enumerate() {
                 for (t, &w) in w_row.iter().enumerate() {
-                    panels[(row / ROWS) * panel_len + t * ROWS + row % ROWS] = w;
+                    panels[(row / rows) * panel_len + t * rows + row % rows] = w;
                 }
             }
             (offsets, Weights::Dense { panels, panel_len })
@@ -96,7 +108,7 @@ impl F32ConvSpec {
         };
         let blocks = blocks(&geom);
         let block_out = blocks.iter().map(|&b| in_one_run(&geom, b)).collect();
-        Ok(F32ConvSpec { geom, offsets, plane_len, plane_stride, in_place, blocks, block_out, weights, bias: parts.bias.to_vec(), epilogue: parts.epilogue })
+        Ok(F32ConvSpec { geom, offsets, plane_len, plane_stride, in_place, blocks, block_out, weights, bias: parts.bias.to_vec(), epilogue: parts.epilogue, kernels })
     }
 
     pub fn output_shape(&self, batch: usize) -> [usize; 4] {
@@ -112,6 +124,7 @@ impl F32ConvSpec {
         match &self.weights {
             Weights::Dense { panels, panel_len } => self.run_dense(x, y, panels, *panel_len),
             Weights::Depthwise { w, multiplier } => self.run_depthwise(x, y, w, *multiplier),
+            Weights::Winograd(wg) => wg.run(&self.kernels, &self.bias, &self.epilogue, x, y),
         }
     }
 
@@ -144,13 +157,14 @@ impl F32ConvSpec {
                 let block = self.blocks[bi];
                 // A block's rows in a buffer, 2 tiles wide, where they cannot go in place.
                 const LD: usize = 2 * TILE;
-                let mut done = [0f32; ROWS * LD];
+                let mut done = [0f32; MAX_ROWS * LD];
+                let k = &self.kernels;
                 // Safety: outputs of different blocks are different pixels.
                 let y = unsafe { std::slice::from_raw_parts_mut(y_ptr.get(), y_len) };
                 for (mp, panel) in panels.chunks_exact(panel_len).enumerate() {
-                    let first = mp * ROWS;
-                    let rows = (cout - first).min(ROWS);
-                    let bias: [f32; ROWS] = std::array::from_fn(|r| if r < rows { self.bias[first + r] } else { 0.0 });
+                    let first = mp * k.rows;
+                    let rows = (cout - first).min(k.rows);
+                    let bias: [f32; MAX_ROWS] = std::array::from_fn(|r| if r < rows { self.bias[first + r] } else { 0.0 });
                     let (taps, w, ep) = (&self.offsets, panel.as_ptr(), &self.epilogue);
                     let (out, ld) = match self.block_out[bi] {
                         // Rows `first + r` of the output, at the run's start: inside `y`, as the
@@ -158,15 +172,17 @@ impl F32ConvSpec {
                         Some(at) => (y.as_mut_ptr().wrapping_add(first * out_plane + at), out_plane),
                         None => (done.as_mut_ptr(), LD),
                     };
-                    // Safety: `F32Conv` exists only where `kernel::available()`; a block's reads end
-                    // inside the planes' slack (see DENSE_SLACK); the panel holds steps × ROWS floats;
-                    // the stores go to `rows` rows of 16·V floats at `out` (see above).
+                    // Safety: the kernels are the selected set's, which this CPU runs; a block's
+                    // reads end inside the planes' slack (see DENSE_SLACK); the panel holds
+                    // steps × k.rows floats; the stores go to `rows` rows of the block's pixels at
+                    // `out` (see above).
                     unsafe {
                         let at = planes.get().add(g.tiles[block.first_tile()]);
+                        let bias = &bias[..k.rows];
                         match block {
-                            Block::Pair(_) => kernel::dense_block::<4>(at, taps, w, &bias, ep, rows, out, ld),
-                            Block::Whole(_) => kernel::dense_block::<2>(at, taps, w, &bias, ep, rows, out, ld),
-                            Block::Half(_, h) => kernel::dense_block::<1>(at.add(16 * h), taps, w, &bias, ep, rows, out.wrapping_add(16 * h), ld),
+                            Block::Pair(_) => (k.dense)(at, taps, w, bias, ep, rows, out, ld, 2 * TILE),
+                            Block::Whole(_) => (k.dense)(at, taps, w, bias, ep, rows, out, ld, TILE),
+                            Block::Half(_, h) => (k.dense)(at.add(16 * h), taps, w, bias, ep, rows, out.wrapping_add(16 * h), ld, 16),
                         }
                     }
                     if self.block_out[bi].is_none() {
@@ -187,17 +203,17 @@ impl F32ConvSpec {
         let y_ptr = SyncPtr(y.as_mut_ptr());
         for_each(g.cin, self.plane_len * (1 + multiplier * taps), |c| {
             DEPTHWISE_PLANE.with_borrow_mut(|plane| {
-                plane.resize(self.plane_len + kernel::DEPTHWISE_SLACK, 0.0);
+                plane.resize(self.plane_len + self.kernels.depthwise_slack, 0.0);
                 pad_plane(g, x.float_plane(c), &mut plane[..self.plane_len]);
                 for o in c * multiplier..(c + 1) * multiplier {
                     let taps = &w[o * taps..(o + 1) * taps];
                     for oy in 0..ho {
                         // Safety: channel o's output plane belongs to this item alone; the row's
-                        // reads stay inside the plane and its slack; `F32Conv` exists only where
-                        // `kernel::available()`.
+                        // reads stay inside the plane and its slack; the kernels are the selected
+                        // set's, which this CPU runs.
                         unsafe {
                             let out = y_ptr.get().add((o * ho + oy) * wo);
-                            kernel::depthwise_row(plane.as_ptr().add(oy * g.row_step), &self.offsets, taps, wo, self.bias[o], &self.epilogue, out);
+                            (self.kernels.depthwise_row)(plane.as_ptr().add(oy * g.row_step), &self.offsets, taps, wo, self.bias[o], &self.epilogue, out);
                         }
                     }
                 }
@@ -244,9 +260,9 @@ fn blocks(g: &ConvGeometry) -> Vec<Block> {
 /// tiles re-read for every panel evict each other from the caches (see
 /// `plane_stride`). DeepLabV3+'s 256→5 head at 128×128 spent half its time
 /// copying 16 MB.
-fn reads_in_place(g: &ConvGeometry, cout: usize) -> bool {
+fn reads_in_place(g: &ConvGeometry, cout: usize, rows: usize) -> bool {
     let a = &g.attrs;
-    a.kernel == [1, 1] && a.strides == [1, 1] && a.pads == [0; 4] && a.group == 1 && cout <= ROWS && (g.hp * g.row_len).is_multiple_of(TILE)
+    a.kernel == [1, 1] && a.strides == [1, 1] && a.pads == [0; 4] && a.group == 1 && cout <= rows && (g.hp * g.row_len).is_multiple_of(TILE)
 }
 
 /// Where the pixels of `block` start in an output plane, when all its lanes
@@ -340,8 +356,12 @@ impl Op for F32Conv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let s = &self.spec;
-        let kind = if s.is_depthwise() { "depthwise (avx512f, 64 pixels per row step)" } else { "dense (avx512f 6x64 fma)" };
-        Ok(vec![format!("{kind} {:?} {}x{} -> {:?} {:?}", s.geom.attrs, s.geom.cin, s.geom.cout, s.geom.out_hw, s.epilogue)])
+        let kind = match s.weights {
+            Weights::Dense { .. } => "dense",
+            Weights::Depthwise { .. } => "depthwise",
+            Weights::Winograd(_) => "winograd F(4x4,3x3)",
+        };
+        Ok(vec![format!("{kind} ({}) {:?} {}x{} -> {:?} {:?}", s.kernels.name, s.geom.attrs, s.geom.cin, s.geom.cout, s.geom.out_hw, s.epilogue)])
     }
 
     op_as_typed_op!();

@@ -33,8 +33,8 @@ fn reference(p: &F32ConvParts, cin: usize, hw: [usize; 2], x: &[f32]) -> (Vec<f3
 }
 
 fn check(attrs: ConvAttrs, cin: usize, cout: usize, hw: [usize; 2], epilogue: Epilogue, split: Option<usize>) {
-    if !super::kernel_x86::available() {
-        eprintln!("no AVX-512 F on this CPU: the float convolution kernels are not used here, nothing to test");
+    if crate::linalg::kernels().f32conv.is_none() {
+        eprintln!("this CPU's kernel set has no float convolutions: they are not used here, nothing to test");
         return;
     }
     let mut rng = Lcg(cin as u32 * 7919 + cout as u32 * 31 + hw[0] as u32);
@@ -56,8 +56,10 @@ fn check(attrs: ConvAttrs, cin: usize, cout: usize, hw: [usize; 2], epilogue: Ep
     let (want, mag) = reference(&parts, cin, hw, &x);
     assert_eq!(y.len(), want.len());
     for (i, ((&got, &want), &m)) in y.iter().zip(&want).zip(&mag).enumerate() {
-        // f32 sums in another order: a few ulps of the terms' magnitude (SiLU's exp adds a few more).
-        let tol = 1e-5 * m.max(1.0) as f32 * if epilogue.silu { 4.0 } else { 1.0 };
+        // f32 sums in another order: a few ulps of the terms' magnitude (SiLU's exp adds a few
+        // more; Winograd's transforms, for 3×3 stride-1 convolutions, some tens more).
+        let winograd = crate::model::fconv::winograd::applies(&attrs, cin, cout, spec.output_shape(1)[2..].try_into().unwrap());
+        let tol = 1e-5 * m.max(1.0) as f32 * if epilogue.silu { 4.0 } else { 1.0 } * if winograd { 30.0 } else { 1.0 };
         assert!((got - want).abs() <= tol, "{attrs:?} {cin}->{cout} {hw:?} {epilogue:?}: output {i} is {got}, want {want} (tolerance {tol})");
     }
 }
@@ -77,6 +79,18 @@ fn dense_convolutions_match_the_definition() {
     check(attrs(1, 1, 1, 1, [0; 4]), 1, 3, [1, 1], none, None);
     // One panel of a 1×1 conv on whole tiles: read in place.
     check(attrs(1, 1, 1, 1, [0; 4]), 12, 5, [8, 40], Epilogue { relu: true, ..none }, None);
+}
+
+#[test]
+fn winograd_convolutions_match_the_definition() {
+    let none = Epilogue::default();
+    // Whole and partial tiles, asymmetric pads, unpadded, a fused concat, the activations.
+    check(attrs(1, 3, 1, 1, [1; 4]), 8, 16, [16, 16], none, None);
+    check(attrs(1, 3, 1, 1, [1, 0, 1, 2]), 9, 13, [19, 23], Epilogue { relu: true, ..none }, None);
+    check(attrs(1, 3, 1, 1, [0; 4]), 12, 8, [11, 70], Epilogue { silu: true, ..none }, None);
+    check(attrs(1, 3, 1, 1, [1; 4]), 16, 24, [37, 9], Epilogue { hardswish: Some((1.0 / 6.0, 0.5)), ..none }, Some(5));
+    // Enough tiles for several chunks.
+    check(attrs(1, 3, 1, 1, [1; 4]), 8, 8, [96, 130], none, None);
 }
 
 #[test]

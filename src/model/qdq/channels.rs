@@ -131,16 +131,14 @@ impl Stored for f32 {
 
     #[inline]
     fn copy_run(src: &[f32], dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if super::simd_x86::available() && src.len() == dst.len() && src.len() <= super::geometry::TILE {
-            // For runs this short a `memmove` call cost more than two masked moves (6–8 % of
-            // YOLOv8n's time went to storing tiles that span output rows).
-            // Safety: the CPU has AVX-512 F; both slices hold `src.len() <= TILE` floats.
-            return unsafe { super::simd_x86::copy_short(src.as_ptr(), dst.as_mut_ptr(), src.len()) };
+        if let Some(copy) = crate::linalg::kernels().ew.copy_short {
+            if src.len() == dst.len() && src.len() <= super::geometry::TILE {
+                // Safety: both slices hold `src.len() <= TILE` floats; the set is this CPU's.
+                return unsafe { copy(src.as_ptr(), dst.as_mut_ptr(), src.len()) };
+            }
         }
         dst.copy_from_slice(src);
     }
-
     #[inline(always)]
     fn as_codes(_: &mut [f32]) -> Option<&mut [u8]> {
         None

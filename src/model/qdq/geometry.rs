@@ -62,8 +62,8 @@ pub struct TileRun {
     pub len: usize,
 }
 
-/// Pixels per tile: two 16-lane vectors.
-pub const TILE: usize = 32;
+/// Pixels per tile (see `crate::linalg::int8`).
+pub use crate::linalg::int8::TILE;
 /// Bytes read past the last pixel by a tile's last lanes.
 pub const SLACK: usize = 4 * TILE + 64;
 

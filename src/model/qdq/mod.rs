@@ -16,18 +16,11 @@
 pub mod channels;
 pub mod code_edges;
 pub mod geometry;
-pub mod kernel;
 pub mod op;
 #[cfg(test)]
 pub(crate) mod op_tests;
 pub mod pack;
 pub mod rewrite;
-#[cfg(target_arch = "x86_64")]
-mod codes_x86;
-#[cfg(target_arch = "x86_64")]
-mod depthwise_x86;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod simd_x86;
 
 pub use geometry::ConvAttrs;
 pub use rewrite::{rewrite, RewriteReport};

@@ -12,55 +12,15 @@ pub(crate) use super::channels::eval_per_image;
 pub use super::channels::Channels;
 use super::channels::Stored;
 use super::geometry::{ConvAttrs, ConvGeometry, TileRun, TILE};
-use super::kernel::{self, Acc, ActivationCode, Kernel, PairKernel};
-use super::pack::{quantize, quantize_block_x4, quantize_plane, BlockPlanes, PackedWeights, MR};
+use crate::linalg::epilogue::{CodeTable, FinishTable};
+use crate::linalg::int8::{Acc, ActivationCode, Elementwise, Kernel, PairKernel, DEPTHWISE_SLACK};
+use super::pack::{quantize_block_x4, quantize_plane, BlockPlanes, PackedWeights, MR};
 use crate::model::parallel::{for_each, SyncPtr};
 use std::cell::RefCell;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-/// Per-tensor uint8 quantization parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct QuantParams {
-    pub scale: f32,
-    pub zero_point: u8,
-}
-
-/// What happens to each output value after scale and bias.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub struct Epilogue {
-    /// The graph's `QuantizeLinear → DequantizeLinear` on the output, fused.
-    pub requantize: Option<QuantParams>,
-    pub relu: bool,
-    /// The graph's `x · HardSigmoid(x)` (HardSwish), with HardSigmoid's
-    /// `alpha` and `beta`, computed as tract does: `x · max(min(x·α + β, 1), 0)`.
-    pub hardswish: Option<(f32, f32)>,
-    /// The graph's `x · Sigmoid(x)` (SiLU). The AVX-512 path's exp is within a
-    /// couple of ulps of libm's, not bit-equal.
-    pub silu: bool,
-}
-
-impl Epilogue {
-    #[inline(always)]
-    pub fn apply(&self, v: f32) -> f32 {
-        let v = match self.requantize {
-            Some(q) => (f32::from(quantize(v, q.scale, f32::from(q.zero_point))) - f32::from(q.zero_point)) * q.scale,
-            None => v,
-        };
-        let v = if self.relu { v.max(0.0) } else { v };
-        let v = match self.hardswish {
-            // min then max, as tract's HardSigmoid chain (clamp would differ on NaN).
-            #[allow(clippy::manual_clamp)]
-            Some((alpha, beta)) => v * (v * alpha + beta).min(1.0).max(0.0),
-            None => v,
-        };
-        if self.silu {
-            v * (1.0 / (1.0 + (-v).exp()))
-        } else {
-            v
-        }
-    }
-}
+pub use crate::linalg::epilogue::{Epilogue, QuantParams};
 
 /// How the weights are stored for the kernels.
 #[derive(Debug)]
@@ -73,7 +33,7 @@ enum Weights {
         w: Vec<i8>,
         sums: Vec<i32>,
         #[cfg(target_arch = "x86_64")]
-        vnni: Option<super::depthwise_x86::DepthwiseVnni>,
+        vnni: Option<crate::linalg::x86_64::avx512::depthwise::DepthwiseVnni>,
     },
 }
 
@@ -92,24 +52,21 @@ pub struct Int8ConvSpec {
     bias: Vec<f32>,
     epilogue: Epilogue,
     kernel_name: &'static str,
-    /// Whether the AVX-512 element loops run (x86-64 only).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    simd: bool,
+    /// The element loops of the selected kernel set (`crate::linalg`).
+    ew: Elementwise,
     /// The finished value of each output code, where the epilogue requantizes
-    /// and then applies SiLU (see `simd_x86::requantized_table`).
-    #[cfg(target_arch = "x86_64")]
-    finish_table: Option<super::simd_x86::FinishTable>,
-    /// The two-tile kernel, where the CPU has one (see `kernel::select_pair`).
+    /// and then applies SiLU (see `crate::linalg::epilogue::FinishTable`).
+    finish_table: Option<FinishTable>,
+    /// The two-tile kernel, where the CPU has one (see `crate::linalg::int8::Gemm::pair`).
     pair: Option<PairKernel>,
     /// The kernel calls of a GEMM: `(first tile, 1 or 2 tiles)`, adjacent
     /// tiles paired where there is a two-tile kernel.
     blocks: Vec<(usize, usize)>,
     /// Where the output is stored as the next convolutions' input codes (see `channels`).
     codes: Option<QuantParams>,
-    /// With codes, a requantizing epilogue and a CPU with byte permutes: the
-    /// stored code of each requantized one (see `codes_x86`).
-    #[cfg(target_arch = "x86_64")]
-    code_table: Option<super::codes_x86::CodeTable>,
+    /// With codes and a requantizing epilogue: the stored code of each
+    /// requantized one (see `crate::linalg::epilogue::CodeTable`).
+    code_table: Option<CodeTable>,
 }
 
 /// What the graph rewrite hands over for one convolution.
@@ -151,9 +108,10 @@ impl Int8ConvSpec {
         let bias = (0..rows).map(|r| parts.bias.map_or(0.0, |b| b[channel(r)])).collect();
         let (weights, name) = if parts.transpose {
             // Row (co, ky, kx) of the 1×1 GEMM reads w[ci][co][ky][kx].
-            let (k, code, name) = kernel::select();
-            let packed = PackedWeights::pack(&geom, 1, rows, |row, ci, _, _| parts.weights[(ci * w1 + row / taps) * taps + row % taps]);
-            (Weights::Gemm(packed, k, code), name)
+            let gemm = crate::linalg::kernels().int8_gemm;
+            let packed = PackedWeights::pack(&geom, 1, rows, gemm.weights, |row, ci, _, _| parts.weights[(ci * w1 + row / taps) * taps + row % taps]);
+            let k = gemm.tile_for(packed.has_minus_128);
+            (Weights::Gemm(packed, k, gemm.code), gemm.name)
         } else if w1 == 1 && cout / cin < MR {
             // One input channel per group and few outputs each: packed panels would
             // be mostly zeros, a direct loop is faster. (A single-channel input with
@@ -161,28 +119,27 @@ impl Int8ConvSpec {
             let sums = parts.weights.chunks_exact(taps).map(|r| r.iter().map(|&w| i32::from(w)).sum()).collect();
             #[cfg(target_arch = "x86_64")]
             {
-                let vnni = if super::depthwise_x86::available() { super::depthwise_x86::DepthwiseVnni::new(&geom, parts.weights, cout) } else { None };
+                let vnni = if crate::linalg::kernels().ew.depthwise_vnni { crate::linalg::x86_64::avx512::depthwise::DepthwiseVnni::new(&geom, parts.weights, cout) } else { None };
                 let name = if vnni.is_some() { "depthwise (avx512vnni, 4 taps per vpdpbusd)" } else { "depthwise (widening)" };
                 (Weights::Depthwise { w: parts.weights.to_vec(), sums, vnni }, name)
             }
             #[cfg(not(target_arch = "x86_64"))]
             (Weights::Depthwise { w: parts.weights.to_vec(), sums }, "depthwise (widening)")
         } else {
-            let (k, code, name) = kernel::select();
+            let gemm = crate::linalg::kernels().int8_gemm;
             let groups = geom.attrs.group;
-            let packed = PackedWeights::pack(&geom, groups, cout / groups, |row, ci, ky, kx| parts.weights[((row * w1 + ci) * kh + ky) * kw + kx]);
-            (Weights::Gemm(packed, k, code), name)
+            let packed = PackedWeights::pack(&geom, groups, cout / groups, gemm.weights, |row, ci, ky, kx| parts.weights[((row * w1 + ci) * kh + ky) * kw + kx]);
+            let k = gemm.tile_for(packed.has_minus_128);
+            (Weights::Gemm(packed, k, gemm.code), gemm.name)
         };
         let transpose = parts.transpose.then_some([kh, kw]);
-        #[cfg(target_arch = "x86_64")]
-        let simd = super::simd_x86::available();
-        #[cfg(not(target_arch = "x86_64"))]
-        let simd = false;
+        let ew = crate::linalg::kernels().ew;
         let epilogue = parts.epilogue;
-        let (pair, kernel_name) = match kernel::select_pair() {
-            Some((pair, pair_name)) if matches!(weights, Weights::Gemm(..)) => (Some(pair), pair_name),
-            _ => (None, name),
+        let pair = match weights {
+            Weights::Gemm(..) => crate::linalg::kernels().int8_gemm.pair,
+            Weights::Depthwise { .. } => None,
         };
+        let kernel_name = name;
         let blocks = tile_blocks(&geom, |_| pair.is_some());
         Ok(Int8ConvSpec {
             geom,
@@ -194,17 +151,15 @@ impl Int8ConvSpec {
             bias,
             epilogue,
             kernel_name,
-            simd,
-            #[cfg(target_arch = "x86_64")]
+            ew,
             finish_table: match epilogue.requantize {
-                // Safety: `simd` is set only where the CPU has AVX-512 F.
-                Some(q) if simd && epilogue.silu => Some(unsafe { super::simd_x86::requantized_table(q, &epilogue) }),
+                // Safety: `ew` is the selected set, which this CPU runs.
+                Some(q) if epilogue.silu => Some(unsafe { (ew.finish_table)(q, &epilogue) }),
                 _ => None,
             },
             pair,
             blocks,
             codes: None,
-            #[cfg(target_arch = "x86_64")]
             code_table: None,
         })
     }
@@ -214,14 +169,11 @@ impl Int8ConvSpec {
     pub fn emit_codes(&mut self, q: QuantParams) -> TractResult<()> {
         ensure!(self.transpose.is_none(), "a transposed convolution stores floats only");
         self.codes = Some(q);
-        #[cfg(target_arch = "x86_64")]
-        {
-            self.code_table = match self.epilogue.requantize {
-                // Safety: `available` includes AVX-512 F.
-                Some(rq) if super::codes_x86::available() && !codes_lookup_disabled() => Some(unsafe { super::codes_x86::CodeTable::new(rq, &self.epilogue, q) }),
-                _ => None,
-            };
-        }
+        self.code_table = match self.epilogue.requantize {
+            // Safety: `ew` is the selected set, which this CPU runs.
+            Some(rq) if !codes_lookup_disabled() => Some(unsafe { CodeTable::new(&self.ew, rq, &self.epilogue, q) }),
+            _ => None,
+        };
         Ok(())
     }
 
@@ -306,12 +258,11 @@ impl Int8ConvSpec {
     fn store_panel<T: Stored>(&self, first: usize, rows: usize, acc: &Acc, zp_eff: i32, row_sums: &[i32], ti: usize, y: &mut [T], done: &mut [[f32; TILE]; MR]) {
         let g = &self.geom;
         let corrections: [i32; MR] = std::array::from_fn(|r| if r < rows { zp_eff * row_sums[first + r] } else { 0 });
-        #[cfg(target_arch = "x86_64")]
         if let (Some(table), Some(rq), None) = (&self.code_table, self.epilogue.requantize, self.transpose) {
             if let Some(y) = T::as_codes(y) {
                 let mut codes = [[0u8; TILE]; MR];
-                // Safety: `code_table` exists only where `codes_x86::available()`.
-                unsafe { super::codes_x86::finish_rows_codes(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], rq, table, &mut codes) };
+                // Safety: `ew` is the selected set, which this CPU runs; rows <= MR.
+                unsafe { (self.ew.finish_codes)(acc, rows, &corrections, &self.mult[first..first + rows], &self.bias[first..first + rows], rq, table, &mut codes) };
                 return store_tile_rows_as(g, first, rows, ti, codes.as_flattened(), TILE, y);
             }
         }
@@ -338,16 +289,8 @@ impl Int8ConvSpec {
     /// `epilogue((acc - correction) × mult + bias)` for a tile's rows.
     #[inline]
     fn finish_rows(&self, acc: &Acc, rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], out: &mut [[f32; TILE]; MR]) {
-        #[cfg(target_arch = "x86_64")]
-        if self.simd {
-            // Safety: `simd` is set only where the CPU has AVX-512 F.
-            return unsafe { super::simd_x86::finish_rows(acc, rows, corrections, mult, bias, &self.epilogue, self.finish_table.as_ref(), out) };
-        }
-        for r in 0..rows {
-            for (o, &a) in out[r].iter_mut().zip(&acc[r]) {
-                *o = self.epilogue.apply((a - corrections[r]) as f32 * mult[r] + bias[r]);
-            }
-        }
+        // Safety: `ew` is the selected set, which this CPU runs; rows <= MR.
+        unsafe { (self.ew.finish_rows)(acc, rows, corrections, mult, bias, &self.epilogue, self.finish_table.as_ref(), out) }
     }
 
     fn run_depthwise<T: Stored>(&self, x: &Channels, y: &mut [T], w: &[i8], sums: &[i32]) {
@@ -362,9 +305,8 @@ impl Int8ConvSpec {
         let zp = i32::from(self.input.zero_point);
         let y_ptr = SyncPtr(y.as_mut_ptr());
         for_each(g.cin, g.hp * g.row_len * (1 + multiplier * kh * kw), |c| {
-            DEPTHWISE.with_borrow_mut(|(plane, acc, offsets, scratch)| {
-                plane.resize(g.hp * g.row_len + TILE, 0);
-                acc.resize(wo, 0);
+            DEPTHWISE.with_borrow_mut(|(plane, offsets, scratch)| {
+                plane.resize(g.hp * g.row_len + DEPTHWISE_SLACK, 0);
                 offsets.resize(taps_at.len(), 0);
                 quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point, false);
                 for o in c * multiplier..(c + 1) * multiplier {
@@ -374,16 +316,16 @@ impl Int8ConvSpec {
                     let out = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(o * ho * wo), ho * wo) };
                     for (oy, out) in out.chunks_exact_mut(wo).enumerate() {
                         offsets.iter_mut().zip(&taps_at).for_each(|(d, t)| *d = t + oy * sh * g.row_len);
-                        T::fill_row(self.codes, out, scratch, |out| self.depthwise_row(plane, offsets, taps, acc, correction, o, out));
+                        T::fill_row(self.codes, out, scratch, |out| self.depthwise_row(plane, offsets, taps, correction, o, out));
                     }
                 }
             })
         });
     }
 
-    /// The depthwise convolution with the VNNI kernel (see `depthwise_x86`).
+    /// The depthwise convolution with the VNNI kernel (see `crate::linalg::x86_64::avx512::depthwise`).
     #[cfg(target_arch = "x86_64")]
-    fn run_depthwise_vnni<T: Stored>(&self, x: &Channels, y: &mut [T], vnni: &super::depthwise_x86::DepthwiseVnni, sums: &[i32]) {
+    fn run_depthwise_vnni<T: Stored>(&self, x: &Channels, y: &mut [T], vnni: &crate::linalg::x86_64::avx512::depthwise::DepthwiseVnni, sums: &[i32]) {
         let g = &self.geom;
         let [kh, kw] = g.attrs.kernel;
         let [ho, wo] = g.out_hw;
@@ -391,8 +333,8 @@ impl Int8ConvSpec {
         let zp = i32::from(self.input.zero_point);
         let y_ptr = SyncPtr(y.as_mut_ptr());
         for_each(g.cin, g.hp * g.row_len * (1 + multiplier * kh * kw), |c| {
-            DEPTHWISE.with_borrow_mut(|(plane, _, _, scratch)| {
-                plane.resize(g.hp * g.row_len + super::depthwise_x86::SLACK, 0);
+            DEPTHWISE.with_borrow_mut(|(plane, _, scratch)| {
+                plane.resize(g.hp * g.row_len + crate::linalg::x86_64::avx512::depthwise::SLACK, 0);
                 quantize_plane(g, x.plane(c), plane, self.input.scale, self.input.zero_point, true);
                 for (o, &sum) in sums.iter().enumerate().skip(c * multiplier).take(multiplier) {
                     let correction = zp * sum;
@@ -401,7 +343,7 @@ impl Int8ConvSpec {
                     let (mult, bias) = (self.mult[o], self.bias[o]);
                     if let (Some(table), Some(rq)) = (&self.code_table, self.epilogue.requantize) {
                         if let Some(out) = T::as_codes(out) {
-                            // Safety: as below; `code_table` exists only where `codes_x86::available()`.
+                            // Safety: as below; the code table is this set's.
                             unsafe { vnni.plane_codes(g, plane, o, correction, mult, bias, rq, table, out) };
                             continue;
                         }
@@ -418,24 +360,12 @@ impl Int8ConvSpec {
 
     /// One output row of one depthwise channel: `Σ taps[t] × plane[offsets[t] + i]`.
     #[allow(clippy::too_many_arguments)]
-    fn depthwise_row(&self, plane: &[u8], offsets: &[usize], taps: &[i8], acc: &mut [i32], correction: i32, o: usize, out: &mut [f32]) {
+    fn depthwise_row(&self, plane: &[u8], offsets: &[usize], taps: &[i8], correction: i32, o: usize, out: &mut [f32]) {
         let (mult, bias) = (self.mult[o], self.bias[o]);
-        #[cfg(target_arch = "x86_64")]
-        if self.simd {
-            // Safety: the plane has TILE bytes of slack past its last row;
-            // `simd` is set only where the CPU has AVX-512 F.
-            return unsafe { super::simd_x86::depthwise_row(plane.as_ptr(), offsets, taps, out.len(), correction, mult, bias, &self.epilogue, out.as_mut_ptr()) };
-        }
-        acc.fill(0);
-        for (&off, &w) in offsets.iter().zip(taps) {
-            let w = i32::from(w);
-            for (a, &q) in acc.iter_mut().zip(&plane[off..off + out.len()]) {
-                *a += i32::from(q) * w;
-            }
-        }
-        for (d, &a) in out.iter_mut().zip(acc.iter()) {
-            *d = self.epilogue.apply((a - correction) as f32 * mult + bias);
-        }
+        debug_assert!(offsets.iter().all(|&off| off + out.len() + DEPTHWISE_SLACK <= plane.len()));
+        // Safety: the plane has DEPTHWISE_SLACK bytes past its last row; `ew` is the
+        // selected set, which this CPU runs.
+        unsafe { (self.ew.depthwise_row)(plane.as_ptr(), offsets, taps, out.len(), correction, mult, bias, &self.epilogue, out.as_mut_ptr()) }
     }
 }
 
@@ -480,19 +410,18 @@ fn store_tile_rows_as<T: Stored>(g: &ConvGeometry, first: usize, rows: usize, ti
     }
 }
 
-/// A depthwise worker's padded plane, row accumulators, tap offsets and finished row (for codes).
-type DepthwiseScratch = (Vec<u8>, Vec<i32>, Vec<usize>, Vec<f32>);
+/// A depthwise worker's padded plane, tap offsets and finished row (for codes).
+type DepthwiseScratch = (Vec<u8>, Vec<usize>, Vec<f32>);
 
 thread_local! {
     /// The quantized input copy, kept between calls so the frame loop does not allocate.
     static X4: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// A depthwise worker's buffers (see `DepthwiseScratch`).
-    static DEPTHWISE: RefCell<DepthwiseScratch> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
+    static DEPTHWISE: RefCell<DepthwiseScratch> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
-/// `EDGESEG_CODE_LOOKUP=off`: codes are finished as floats and quantized, as
-/// without byte permutes (the same codes, to compare speed).
-#[cfg(target_arch = "x86_64")]
+/// `EDGESEG_CODE_LOOKUP=off`: codes are finished as floats and quantized
+/// instead of looked up (the same codes, to compare speed).
 fn codes_lookup_disabled() -> bool {
     matches!(std::env::var("EDGESEG_CODE_LOOKUP").as_deref(), Ok("off") | Ok("0") | Ok("false"))
 }

@@ -3,16 +3,18 @@
 
 use super::channels::Part;
 use super::geometry::ConvGeometry;
+use crate::linalg::int8::WeightLayout;
 
-/// Output channels per weight panel: the rows one micro-kernel call computes.
-pub const MR: usize = 8;
+/// Output channels per weight panel: the rows one tile kernel call computes.
+pub use crate::linalg::int8::MR;
 
 /// Weights of every group, in micro-kernel panels.
 ///
-/// Panel `(g, mp)` is `k4 × MR × 4` bytes: for each reduction step `t` (4 input
+/// Panel `(g, mp)` is `k4 × MR` rows' weights: for each reduction step `t` (4 input
 /// channels × one tap, in `geometry.offsets` order), for each of the panel's
-/// rows, the 4 weights that multiply that step's 4 channel bytes. Channels past
-/// the group's count and rows past the panel's are zero, so they add nothing.
+/// rows, the 4 weights that multiply that step's 4 channel bytes, as the kernel's
+/// [`WeightLayout`] stores them. Channels past the group's count and rows past
+/// the panel's are zero, so they add nothing.
 #[derive(Clone, Debug)]
 pub struct PackedWeights {
     pub data: Vec<i8>,
@@ -20,6 +22,8 @@ pub struct PackedWeights {
     pub panel_len: usize,
     /// Sum of each output row's weights (for the zero-point correction).
     pub row_sums: Vec<i32>,
+    /// Whether a weight is -128 (see `crate::linalg::int8::Gemm::tile_any`).
+    pub has_minus_128: bool,
 }
 
 impl PackedWeights {
@@ -29,15 +33,18 @@ impl PackedWeights {
         g: &ConvGeometry,
         groups: usize,
         rows_per_group: usize,
+        layout: WeightLayout,
         weight_at: impl Fn(usize, usize, usize, usize) -> i8,
     ) -> PackedWeights {
         let [kh, kw] = g.attrs.kernel;
         let cin_g = g.cin_g();
         let k4 = g.k4();
         let panels_per_group = rows_per_group.div_ceil(MR);
-        let panel_len = k4 * MR * 4;
+        let bytes = layout.bytes();
+        let panel_len = k4 * MR * bytes;
         let mut data = vec![0i8; groups * panels_per_group * panel_len];
         let mut row_sums = vec![0i32; groups * rows_per_group];
+        let mut has_minus_128 = false;
         for grp in 0..groups {
             for r in 0..rows_per_group {
                 let row = grp * rows_per_group + r;
@@ -47,14 +54,24 @@ impl PackedWeights {
                         for kx in 0..kw {
                             let w = weight_at(row, ci, ky, kx);
                             let t = ((ci / 4) * kh + ky) * kw + kx;
-                            data[panel + (t * MR + r % MR) * 4 + ci % 4] = w;
+                            let at = panel + (t * MR + r % MR) * bytes;
+                            match layout {
+                                WeightLayout::I8x4 => data[at + ci % 4] = w,
+                                WeightLayout::I16EvenOdd => {
+                                    // w0 w2 w1 w3, each an i16 (little endian: low byte first).
+                                    let slot = at + 2 * [0, 2, 1, 3][ci % 4];
+                                    data[slot] = w;
+                                    data[slot + 1] = if w < 0 { -1 } else { 0 };
+                                }
+                            }
                             row_sums[row] += i32::from(w);
+                            has_minus_128 |= w == i8::MIN;
                         }
                     }
                 }
             }
         }
-        PackedWeights { data, panels_per_group, panel_len, row_sums }
+        PackedWeights { data, panels_per_group, panel_len, row_sums, has_minus_128 }
     }
 
     pub fn panel(&self, group: usize, mp: usize) -> &[i8] {
@@ -63,18 +80,7 @@ impl PackedWeights {
     }
 }
 
-/// ONNX QuantizeLinear to uint8: `saturate(round_half_to_even(x / scale) + zp)`.
-#[inline(always)]
-pub fn quantize(x: f32, scale: f32, zero_point: f32) -> u8 {
-    // Clamping before rounding changes nothing (the result saturates anyway) and
-    // keeps |v| < 2^22, where adding and removing 1.5 × 2^23 rounds half to even
-    // in the default rounding mode: this vectorises on every SIMD level, where
-    // `round_ties_even` is a libm call without SSE4.1. NaN ends as 0.
-    let v = (x / scale).clamp(-1024.0, 1024.0);
-    const MAGIC: f32 = 12_582_912.0;
-    let r = (v + MAGIC) - MAGIC;
-    (r + zero_point).clamp(0.0, 255.0) as u8
-}
+pub use crate::linalg::epilogue::quantize;
 
 /// The 4 channel planes of one X4 block (`None` past the group's channels).
 pub type BlockPlanes<'a> = [Option<Part<'a>>; 4];
@@ -85,10 +91,8 @@ pub type BlockPlanes<'a> = [Option<Part<'a>>; 4];
 pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], scale: f32, zero_point: u8, xor: u8) {
     let [h, w] = g.in_hw;
     let [pt, pl, _, pr] = g.attrs.pads;
-    let zp = f32::from(zero_point);
     let pad = u32::from_ne_bytes([zero_point ^ xor; 4]);
     let wp = w + pl + pr;
-    let mut q = [0u8; 4];
     let mut scratch = Vec::new();
     let floats = planes.map(|p| match p {
         Some(Part::F32(x)) => Some(x),
@@ -97,6 +101,7 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
     if planes.iter().any(|p| matches!(p, Some(Part::Codes(_)))) {
         return interleave_block_x4(g, planes, dst, scale, zero_point, xor, &mut scratch);
     }
+    let ew = crate::linalg::kernels().ew;
     for iy in 0..g.hp {
         let row = &mut dst[iy * g.row_len * 4..(iy + 1) * g.row_len * 4];
         let mut put = |ix: usize, v: u32| {
@@ -109,28 +114,16 @@ pub fn quantize_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], 
         }
         (0..pl).chain(pl + w..wp).for_each(|ix| put(ix, pad));
         let y = iy - pt;
-        let lines = floats.map(|p| p.map(|p| &p[y * w..(y + 1) * w]));
-        #[cfg(target_arch = "x86_64")]
-        if super::simd_x86::available() {
-            let ptrs = lines.map(|l| l.map(|l| l.as_ptr()));
-            if g.attrs.strides[1] == 1 {
-                // Safety: each line holds w floats; slots pl..pl + w are inside the row.
-                unsafe { super::simd_x86::quantize_x4(ptrs, w, row[4 * pl..4 * (pl + w)].as_mut_ptr(), scale, zero_point, xor) };
-            } else {
-                // Strided: quantize in order, then deal the slots out to their phases.
-                scratch.resize(4 * w, 0);
-                // Safety: as above, into a scratch row of w slots.
-                unsafe { super::simd_x86::quantize_x4(ptrs, w, scratch.as_mut_ptr(), scale, zero_point, xor) };
-                deal_to_phases::<u8, 4>(g, pl, &scratch, row);
-            }
-            continue;
-        }
-        for i in 0..w {
-            for (qj, line) in q.iter_mut().zip(&lines) {
-                *qj = line.map_or(zero_point, |l| quantize(l[i], scale, zp)) ^ xor;
-            }
-            // column_slot is the identity for stride 1, which the compiler sees.
-            put(pl + i, u32::from_ne_bytes(q));
+        let ptrs = floats.map(|p| p.map(|p| p[y * w..(y + 1) * w].as_ptr()));
+        if g.attrs.strides[1] == 1 {
+            // Safety: each line holds w floats; slots pl..pl + w are inside the row.
+            unsafe { (ew.quantize_x4)(ptrs, w, row[4 * pl..4 * (pl + w)].as_mut_ptr(), scale, zero_point, xor) };
+        } else {
+            // Strided: quantize in order, then deal the slots out to their phases.
+            scratch.resize(4 * w, 0);
+            // Safety: as above, into a scratch row of w slots.
+            unsafe { (ew.quantize_x4)(ptrs, w, scratch.as_mut_ptr(), scale, zero_point, xor) };
+            deal_to_phases::<u8, 4>(g, pl, &scratch, row);
         }
     }
 }
@@ -186,27 +179,14 @@ fn interleave_block_x4(g: &ConvGeometry, planes: BlockPlanes, dst: &mut [u8], sc
 fn interleave_x4(lines: [&[u8]; 4], slots: &mut [u8], xor: u8) {
     let n = slots.len() / 4;
     assert!(lines.iter().all(|l| l.len() >= n), "interleaved lines shorter than the row");
-    #[cfg(target_arch = "x86_64")]
-    if super::simd_x86::bytes_available() {
-        // Safety: each line holds n bytes (asserted above), `slots` 4 × n.
-        return unsafe { super::simd_x86::interleave_x4(lines.map(|l| l.as_ptr()), n, slots.as_mut_ptr(), xor) };
-    }
-    for (i, slot) in slots.chunks_exact_mut(4).enumerate() {
-        for (b, line) in slot.iter_mut().zip(&lines) {
-            *b = line[i] ^ xor;
-        }
-    }
+    // Safety: each line holds n bytes (asserted above), `slots` 4 × n.
+    unsafe { (crate::linalg::kernels().ew.interleave_x4)(lines.map(|l| l.as_ptr()), n, slots.as_mut_ptr(), xor) }
 }
 
 /// Quantize a line of floats into as many bytes.
 pub(crate) fn quantize_line(src: &[f32], dst: &mut [u8], scale: f32, zero_point: u8) {
-    #[cfg(target_arch = "x86_64")]
-    if super::simd_x86::available() {
-        // Safety: both hold src.len() elements.
-        return unsafe { super::simd_x86::quantize_u8(src.as_ptr(), src.len().min(dst.len()), dst.as_mut_ptr(), scale, zero_point) };
-    }
-    let zp = f32::from(zero_point);
-    dst.iter_mut().zip(src).for_each(|(d, &x)| *d = quantize(x, scale, zp));
+    // Safety: both hold at least that many elements.
+    unsafe { (crate::linalg::kernels().ew.quantize_u8)(src.as_ptr(), src.len().min(dst.len()), dst.as_mut_ptr(), scale, zero_point) }
 }
 
 /// Store the `B`-element slots of padded columns `first..` (in column order, in
@@ -235,7 +215,6 @@ pub(crate) fn deal_to_phases<T: Copy, const B: usize>(g: &ConvGeometry, first: u
 pub fn quantize_plane(g: &ConvGeometry, src: Part, dst: &mut [u8], scale: f32, zero_point: u8, plain: bool) {
     let [h, w] = g.in_hw;
     let [pt, pl, _, _] = g.attrs.pads;
-    let zp = f32::from(zero_point);
     dst.fill(zero_point);
     let sw = if plain { 1 } else { g.attrs.strides[1] };
     let src = match src {
@@ -251,58 +230,20 @@ pub fn quantize_plane(g: &ConvGeometry, src: Part, dst: &mut [u8], scale: f32, z
             return;
         }
     };
-    #[cfg(target_arch = "x86_64")]
-    let simd = super::simd_x86::available();
     let mut line_q = [0u8; 1024];
     for y in 0..h {
         let row = &mut dst[(y + pt) * g.row_len..(y + pt + 1) * g.row_len];
         let line = &src[y * w..(y + 1) * w];
         if sw == 1 {
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // Safety: the line holds w floats, the row has w bytes from pl on.
-                unsafe { super::simd_x86::quantize_u8(line.as_ptr(), w, row[pl..pl + w].as_mut_ptr(), scale, zero_point) };
-                continue;
-            }
-            for (d, &x) in row[pl..pl + w].iter_mut().zip(line) {
-                *d = quantize(x, scale, zp);
-            }
+            quantize_line(line, &mut row[pl..pl + w], scale, zero_point);
             continue;
         }
         // Strided: quantize the line in order (in pieces of a stack buffer), then
         // deal each byte to its stride phase.
         for (piece, start) in line.chunks(line_q.len()).zip((0..).step_by(line_q.len())) {
             let q = &mut line_q[..piece.len()];
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // Safety: the piece holds q.len() floats and q as many bytes.
-                unsafe { super::simd_x86::quantize_u8(piece.as_ptr(), piece.len(), q.as_mut_ptr(), scale, zero_point) };
-            } else {
-                q.iter_mut().zip(piece).for_each(|(d, &x)| *d = quantize(x, scale, zp));
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            q.iter_mut().zip(piece).for_each(|(d, &x)| *d = quantize(x, scale, zp));
+            quantize_line(piece, q, scale, zero_point);
             deal_to_phases::<u8, 1>(g, pl + start, q, row);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantize_rounds_half_to_even_and_saturates() {
-        assert_eq!(quantize(0.5, 1.0, 0.0), 0);
-        assert_eq!(quantize(1.5, 1.0, 0.0), 2);
-        assert_eq!(quantize(2.5, 1.0, 0.0), 2);
-        assert_eq!(quantize(-3.0, 1.0, 10.0), 7);
-        assert_eq!(quantize(-100.0, 0.1, 128.0), 0);
-        assert_eq!(quantize(1e9, 0.1, 128.0), 255);
-        assert_eq!(quantize(f32::NAN, 0.1, 3.0), 0);
-        assert_eq!(quantize(-0.5, 1.0, 3.0), 3);
-        assert_eq!(quantize(-1.5, 1.0, 3.0), 1);
-        assert_eq!(quantize(1.4999999, 1.0, 0.0), 1);
-        assert_eq!(quantize(252.5, 1.0, 0.0), 252);
     }
 }

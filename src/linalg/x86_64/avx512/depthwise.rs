@@ -8,22 +8,14 @@
 //! 3 loads, 3 permutes and 3 dot products per 16 pixels instead of 9 widening
 //! multiplies and adds.
 
-use super::codes_x86::{CodeLookup, CodeTable};
-use super::geometry::ConvGeometry;
-use super::op::{Epilogue, QuantParams};
-use super::simd_x86::{finish16, tail_mask, Requantize16};
+use super::codes::CodeLookup;
+use super::simd::{finish16, tail_mask, Requantize16};
+use crate::linalg::epilogue::{CodeTable, Epilogue, QuantParams};
+use crate::model::qdq::geometry::ConvGeometry;
 use std::arch::x86_64::*;
 
 /// Bytes a row read may run past the plane's last pixel.
 pub const SLACK: usize = 128;
-
-/// Whether the CPU has what this kernel uses.
-pub fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512vbmi")
-        && std::arch::is_x86_feature_detected!("avx512vnni")
-}
 
 /// The permutes and packed weights of one depthwise convolution.
 #[derive(Debug)]
@@ -76,7 +68,7 @@ impl DepthwiseVnni {
     /// they last, then 16.
     ///
     /// # Safety
-    /// `available()` is true; `plane` has `SLACK` readable bytes past its last row.
+    /// the CPU runs the AVX-512 set and has VBMI; `plane` has `SLACK` readable bytes past its last row.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
     pub unsafe fn row(&self, g: &ConvGeometry, plane: &[u8], o: usize, oy: usize, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, out: &mut [f32]) {
@@ -96,11 +88,11 @@ impl DepthwiseVnni {
     }
 
     /// Every output row of channel `o` into `out` (its `ho × wo` codes),
-    /// finished straight into codes through `table` (see `codes_x86`): the
+    /// finished straight into codes through `table` (see `codes`): the
     /// float path finished each row into a scratch row and quantized it again.
     ///
     /// # Safety
-    /// As [`Self::row`], and `codes_x86::available()`.
+    /// As [`Self::row`].
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,avx512vnni")]
     pub unsafe fn plane_codes(&self, g: &ConvGeometry, plane: &[u8], o: usize, correction: i32, mult: f32, bias: f32, requantize: QuantParams, table: &CodeTable, out: &mut [u8]) {

@@ -2,20 +2,36 @@
 //! the bias and the epilogue's activation applied before the results leave
 //! the registers.
 
-use crate::model::qdq::op::Epilogue;
-use crate::model::qdq::simd_x86::{activate16, tail_mask};
+use super::simd::{activate16, tail_mask};
+use crate::linalg::epilogue::Epilogue;
+use crate::linalg::f32conv::F32Conv;
 use std::arch::x86_64::*;
 
 /// Floats a depthwise row reads past its last output pixel.
 pub const DEPTHWISE_SLACK: usize = 64;
 
-/// Whether this CPU runs the kernels below.
-pub fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
 /// Output channels per weight panel of the dense kernel.
 pub const ROWS: usize = 6;
+
+pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: DEPTHWISE_SLACK, name: "avx512f 6x64 fma" };
+
+/// [`dense_block`] for 16, 32 or 64 pixels.
+///
+/// # Safety
+/// See [`crate::linalg::f32conv::DenseBlock`]; the CPU has AVX-512 F.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dense(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32], epilogue: &Epilogue, rows: usize, out: *mut f32, ld: usize, pixels: usize) {
+    let bias: &[f32; ROWS] = bias[..ROWS].try_into().expect("ROWS bias values");
+    // Safety: forwarded.
+    unsafe {
+        match pixels {
+            64 => dense_block::<4>(x, offsets, w, bias, epilogue, rows, out, ld),
+            32 => dense_block::<2>(x, offsets, w, bias, epilogue, rows, out, ld),
+            _ => dense_block::<1>(x, offsets, w, bias, epilogue, rows, out, ld),
+        }
+    }
+}
 
 /// `V` vectors of 16 consecutive pixels (from `x`) of a dense convolution, for
 /// the panel's `ROWS` rows `r`: `epilogue(bias[r] + Σ_t w[t·ROWS + r] · x[offsets[t] + i])`.
@@ -34,7 +50,7 @@ pub const ROWS: usize = 6;
 /// `offsets.len() × ROWS` floats; `out + r·ld .. + 16·V` is writable for `r < rows`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn dense_block<const V: usize>(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32; ROWS], epilogue: &Epilogue, rows: usize, out: *mut f32, ld: usize) {
+unsafe fn dense_block<const V: usize>(x: *const f32, offsets: &[usize], w: *const f32, bias: &[f32; ROWS], epilogue: &Epilogue, rows: usize, out: *mut f32, ld: usize) {
     let mut c: [[__m512; V]; ROWS] = std::array::from_fn(|r| [_mm512_set1_ps(bias[r]); V]);
     for (t, &off) in offsets.iter().enumerate() {
         // Safety: the caller guarantees 16·V readable floats here and ROWS weights per step.
@@ -86,5 +102,22 @@ pub unsafe fn depthwise_row(plane: *const f32, offsets: &[usize], taps: &[f32], 
             unsafe { _mm512_mask_storeu_ps(out.add(start), mask, activate16(a, epilogue)) };
         }
         i += 64;
+    }
+}
+
+/// # Safety
+/// See [`crate::linalg::f32conv::FinishLine`]; the CPU has AVX-512 F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn finish_line(line: *mut f32, n: usize, bias: f32, epilogue: &Epilogue) {
+    let b = _mm512_set1_ps(bias);
+    let mut i = 0;
+    while i < n {
+        let mask = tail_mask(n - i);
+        // Safety: lanes past n are masked off.
+        unsafe {
+            let v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, line.add(i)), b);
+            _mm512_mask_storeu_ps(line.add(i), mask, activate16(v, epilogue));
+        }
+        i += 16;
     }
 }

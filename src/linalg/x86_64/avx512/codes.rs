@@ -8,41 +8,14 @@
 //! them took two stores, a reload and a second quantization per 16 values (on
 //! a Zen 4 core that was a fifth of the int8 DeepLabV3+'s time).
 
-use super::geometry::TILE;
-use super::op::{Epilogue, QuantParams};
-use super::pack::MR;
-use super::simd_x86::{quantize16, quantize_u8, reciprocal, requantized_table, scale16, FinishTable};
+use super::simd::{quantize16, reciprocal, scale16};
+use crate::linalg::epilogue::{CodeTable, QuantParams};
+use crate::linalg::int8::{Acc, MR, TILE};
 use std::arch::x86_64::*;
-
-/// Whether this CPU has what the lookups use (AVX-512 BW and VBMI's byte permutes).
-pub fn available() -> bool {
-    super::simd_x86::available() && std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vbmi")
-}
-
-/// Entry `q`: the stored code of a sum that requantizes to `q`. Built from
-/// `requantized_table` and `quantize_u8`, the lane code the float path runs, so
-/// a lookup gives the codes that path stores, bit for bit.
-#[derive(Clone, Debug)]
-pub struct CodeTable([u8; 256]);
-
-impl CodeTable {
-    /// For an epilogue that requantizes with `requantize`, storing codes of `codes`.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn new(requantize: QuantParams, epilogue: &Epilogue, codes: QuantParams) -> CodeTable {
-        let FinishTable(values) = requantized_table(requantize, epilogue);
-        let mut table = [0u8; 256];
-        // Safety: 256 floats in, 256 bytes out; the CPU has AVX-512 F.
-        unsafe { quantize_u8(values.as_ptr(), values.len(), table.as_mut_ptr(), codes.scale, codes.zero_point) };
-        CodeTable(table)
-    }
-}
 
 /// A [`CodeTable`] in registers, with the requantization that indexes it.
 #[derive(Clone, Copy)]
-pub(super) struct CodeLookup {
+pub(crate) struct CodeLookup {
     table: [__m512i; 4],
     scale: __m512,
     inv: __m512,
@@ -52,7 +25,7 @@ pub(super) struct CodeLookup {
 impl CodeLookup {
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) fn new(table: &CodeTable, requantize: QuantParams) -> CodeLookup {
+    pub(crate) fn new(table: &CodeTable, requantize: QuantParams) -> CodeLookup {
         // Safety: the table holds 4 × 64 bytes.
         let table = std::array::from_fn(|k| unsafe { _mm512_loadu_si512(table.0.as_ptr().add(64 * k) as *const __m512i) });
         let (scale, inv) = (_mm512_set1_ps(requantize.scale), _mm512_set1_ps(reciprocal(requantize.scale)));
@@ -62,7 +35,7 @@ impl CodeLookup {
     /// The requantized codes of 16 sums, as bytes.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) fn requantize(&self, a: __m512i, correction: i32, mult: f32, bias: f32) -> __m128i {
+    pub(crate) fn requantize(&self, a: __m512i, correction: i32, mult: f32, bias: f32) -> __m128i {
         // quantize16 saturates to 0..=255, so the truncation to bytes is exact.
         _mm512_cvtepi32_epi8(quantize16(scale16(a, correction, mult, bias), self.scale, self.inv, self.zero_point))
     }
@@ -71,7 +44,7 @@ impl CodeLookup {
     /// looks up the low 7 bits in each.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-    pub(super) fn lookup(&self, q: __m512i) -> __m512i {
+    pub(crate) fn lookup(&self, q: __m512i) -> __m512i {
         let [t0, t1, t2, t3] = self.table;
         let low = _mm512_permutex2var_epi8(t0, q, t1);
         let high = _mm512_permutex2var_epi8(t2, q, t3);
@@ -81,7 +54,7 @@ impl CodeLookup {
     /// Up to four groups of 16 requantized codes as one vector, group `j` at byte `16j`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) fn join<const G: usize>(groups: [__m128i; G]) -> __m512i {
+    pub(crate) fn join<const G: usize>(groups: [__m128i; G]) -> __m512i {
         let mut v = _mm512_setzero_si512();
         for (j, &g) in groups.iter().enumerate() {
             v = match j {
@@ -97,14 +70,14 @@ impl CodeLookup {
 
 const _: () = assert!(TILE == 32, "finish_rows_codes stores a tile row as one 32-byte half");
 
-/// `simd_x86::finish_rows` followed by quantizing into codes, for an epilogue
+/// `simd::finish_rows` followed by quantizing into codes, for an epilogue
 /// that requantizes with `requantize`: the codes of a tile's `rows` rows into `out`.
 ///
 /// # Safety
-/// [`available`] is true.
+/// The CPU has AVX-512 F, BW and VBMI.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-pub unsafe fn finish_rows_codes(acc: &[[i32; TILE]; MR], rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], requantize: QuantParams, table: &CodeTable, out: &mut [[u8; TILE]; MR]) {
+pub unsafe fn finish_rows_codes(acc: &Acc, rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], requantize: QuantParams, table: &CodeTable, out: &mut [[u8; TILE]; MR]) {
     let t = CodeLookup::new(table, requantize);
     let rows = rows.min(MR).min(mult.len()).min(bias.len());
     // Two rows per lookup: 64 codes.
@@ -127,10 +100,30 @@ pub unsafe fn finish_rows_codes(acc: &[[i32; TILE]; MR], rows: usize, correction
     }
 }
 
+/// [`finish_rows_codes`] without VBMI: the requantized codes in vectors, the
+/// table looked up one code at a time.
+///
+/// # Safety
+/// The CPU has AVX-512 F and BW.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn finish_rows_codes_scalar_lookup(acc: &Acc, rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], requantize: QuantParams, table: &CodeTable, out: &mut [[u8; TILE]; MR]) {
+    let (s, inv, zp) = (_mm512_set1_ps(requantize.scale), _mm512_set1_ps(reciprocal(requantize.scale)), _mm512_set1_epi32(i32::from(requantize.zero_point)));
+    for r in 0..rows.min(MR).min(mult.len()).min(bias.len()) {
+        for h in 0..TILE / 16 {
+            // Safety: a row holds TILE = 32 sums and 32 codes.
+            let a = unsafe { _mm512_loadu_si512(acc[r].as_ptr().add(16 * h) as *const __m512i) };
+            let q = _mm512_cvtepi32_epi8(quantize16(scale16(a, corrections[r], mult[r], bias[r]), s, inv, zp));
+            unsafe { _mm_storeu_si128(out[r].as_mut_ptr().add(16 * h) as *mut __m128i, q) };
+        }
+        out[r].iter_mut().for_each(|c| *c = table.0[usize::from(*c)]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::qdq::pack::quantize;
+    use crate::linalg::epilogue::{quantize, Epilogue};
 
     /// The portable path: finish to a float (`Epilogue::apply`), then quantize it.
     fn portable(a: i32, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, codes: QuantParams) -> u8 {
@@ -139,9 +132,10 @@ mod tests {
 
     #[test]
     fn looked_up_codes_equal_finishing_and_quantizing() {
-        if !available() {
+        if !super::super::available() || !super::super::has_vbmi() {
             return;
         }
+        let set = super::super::set().ew;
         let requantize = QuantParams { scale: 0.043, zero_point: 117 };
         let codes = QuantParams { scale: 0.031, zero_point: 3 };
         for epilogue in [
@@ -149,8 +143,8 @@ mod tests {
             Epilogue { requantize: Some(requantize), relu: true, ..Default::default() },
             Epilogue { requantize: Some(requantize), hardswish: Some((1.0 / 6.0, 0.5)), ..Default::default() },
         ] {
-            // Safety: `available()` includes AVX-512 F.
-            let table = unsafe { CodeTable::new(requantize, &epilogue, codes) };
+            // Safety: the CPU runs the set (checked above).
+            let table = unsafe { CodeTable::new(&set, requantize, &epilogue, codes) };
             let mut state = 7u32;
             let acc: [[i32; TILE]; MR] = std::array::from_fn(|_| {
                 std::array::from_fn(|_| {
@@ -164,8 +158,11 @@ mod tests {
             // Odd row counts leave the last lookup with one row.
             for rows in [MR, 5, 1] {
                 let mut out = [[0u8; TILE]; MR];
-                // Safety: `available()` was checked above.
+                // Safety: the CPU runs the set (checked above).
                 unsafe { finish_rows_codes(&acc, rows, &corrections, &mult, &bias, requantize, &table, &mut out) };
+                let mut scalar = [[0u8; TILE]; MR];
+                unsafe { finish_rows_codes_scalar_lookup(&acc, rows, &corrections, &mult, &bias, requantize, &table, &mut scalar) };
+                assert_eq!(scalar[..rows], out[..rows], "{epilogue:?}: the scalar lookup differs");
                 for r in 0..rows {
                     for i in 0..TILE {
                         let want = portable(acc[r][i], corrections[r], mult[r], bias[r], &epilogue, codes);

@@ -4,15 +4,9 @@
 //! vector round or saturating conversion, so without these the element loops, not
 //! the dot products, would dominate.
 
-use super::geometry::TILE;
-use super::op::{Epilogue, QuantParams};
-use super::pack::MR;
+use crate::linalg::epilogue::{Epilogue, FinishTable, QuantParams};
+use crate::linalg::int8::{MR, TILE};
 use std::arch::x86_64::*;
-
-/// Whether this CPU runs the functions below.
-pub fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
 
 /// The mask of the first `min(k, 16)` lanes: a row's tail in a masked load or store.
 #[inline]
@@ -50,7 +44,7 @@ pub(crate) fn reciprocal(scale: f32) -> f32 {
 /// divided as ONNX specifies. That happens to about one vector in a thousand.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn quantize16(x: __m512, scale: __m512, inv: __m512, zp: __m512i) -> __m512i {
+pub(crate) fn quantize16(x: __m512, scale: __m512, inv: __m512, zp: __m512i) -> __m512i {
     let mut v = _mm512_mul_ps(x, inv);
     let nearest = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
     let magnitude = _mm512_abs_ps(v);
@@ -95,16 +89,11 @@ pub unsafe fn quantize_x4(lines: [Option<*const f32>; 4], n: usize, dst: *mut u8
     }
 }
 
-/// Whether this CPU runs [`interleave_x4`] (byte-masked loads).
-pub fn bytes_available() -> bool {
-    available() && std::arch::is_x86_feature_detected!("avx512bw") && std::arch::is_x86_feature_detected!("avx512vl")
-}
-
 /// Interleave 4 byte lines of `n` pixels into 4-byte X4 slots at `dst`, each
 /// byte XORed with `xor`.
 ///
 /// # Safety
-/// `bytes_available()`; each line holds `n` bytes; `dst` has `4 * n` writable bytes.
+/// The CPU has AVX-512 BW and VL; each line holds `n` bytes; `dst` has `4 * n` writable bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub unsafe fn interleave_x4(lines: [*const u8; 4], n: usize, dst: *mut u8, xor: u8) {
     let flip = _mm512_set1_epi32(i32::from_ne_bytes([xor; 4]));
@@ -126,7 +115,7 @@ pub unsafe fn interleave_x4(lines: [*const u8; 4], n: usize, dst: *mut u8, xor: 
 /// `(acc - correction) × mult + bias` on 16 lanes.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn scale16(a: __m512i, correction: i32, mult: f32, bias: f32) -> __m512 {
+pub(crate) fn scale16(a: __m512i, correction: i32, mult: f32, bias: f32) -> __m512 {
     let a = _mm512_sub_epi32(a, _mm512_set1_epi32(correction));
     _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(mult)), _mm512_set1_ps(bias))
 }
@@ -134,12 +123,12 @@ pub(super) fn scale16(a: __m512i, correction: i32, mult: f32, bias: f32) -> __m5
 /// An epilogue's requantization as vectors (scale, its reciprocal, zero point),
 /// made once per loop rather than per 16 lanes: the reciprocal is a division.
 #[derive(Clone, Copy)]
-pub(super) struct Requantize16(pub(super) Option<(__m512, __m512, __m512i)>);
+pub(crate) struct Requantize16(pub(crate) Option<(__m512, __m512, __m512i)>);
 
 impl Requantize16 {
     #[inline]
     #[target_feature(enable = "avx512f")]
-    pub(super) fn new(epilogue: &Epilogue) -> Requantize16 {
+    pub(crate) fn new(epilogue: &Epilogue) -> Requantize16 {
         Requantize16(epilogue.requantize.map(|q| (_mm512_set1_ps(q.scale), _mm512_set1_ps(reciprocal(q.scale)), _mm512_set1_epi32(i32::from(q.zero_point)))))
     }
 }
@@ -147,7 +136,7 @@ impl Requantize16 {
 /// `epilogue((acc - correction) × mult + bias)` on 16 lanes; `rq` is `Requantize16::new(epilogue)`.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn finish16(a: __m512i, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, rq: Requantize16) -> __m512 {
+pub(crate) fn finish16(a: __m512i, correction: i32, mult: f32, bias: f32, epilogue: &Epilogue, rq: Requantize16) -> __m512 {
     let mut v = scale16(a, correction, mult, bias);
     if let Some((s, inv, zp)) = rq.0 {
         v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(quantize16(v, s, inv, zp), zp)), s);
@@ -203,7 +192,7 @@ fn exp16(x: __m512) -> __m512 {
 /// the 8 permutes and 7 blends of a lookup; on YOLOv8n finishing was 17 % of
 /// the int8 time.
 #[target_feature(enable = "avx512f")]
-pub fn requantized_table(q: QuantParams, epilogue: &Epilogue) -> FinishTable {
+pub unsafe fn requantized_table(q: QuantParams, epilogue: &Epilogue) -> FinishTable {
     let (s, zp) = (_mm512_set1_ps(q.scale), _mm512_set1_epi32(i32::from(q.zero_point)));
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut table = [0f32; 256];
@@ -215,10 +204,6 @@ pub fn requantized_table(q: QuantParams, epilogue: &Epilogue) -> FinishTable {
     }
     FinishTable(table)
 }
-
-/// See [`requantized_table`].
-#[derive(Clone, Debug)]
-pub struct FinishTable(pub(super) [f32; 256]);
 
 /// `table[q]` for 16 codes `q` in 0..=255: the 32-entry permute of each eighth
 /// of the table, then three blends on the code's bits 5, 6 and 7.
@@ -239,7 +224,7 @@ fn lookup256(table: &[__m512; 16], q: __m512i) -> __m512 {
 /// requantizes), the requantized codes are looked up instead of finished.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub fn finish_rows(acc: &[[i32; TILE]; MR], rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], epilogue: &Epilogue, table: Option<&FinishTable>, out: &mut [[f32; TILE]; MR]) {
+pub unsafe fn finish_rows(acc: &[[i32; TILE]; MR], rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], epilogue: &Epilogue, table: Option<&FinishTable>, out: &mut [[f32; TILE]; MR]) {
     if let (Some(FinishTable(t)), Some(q)) = (table, epilogue.requantize) {
         // Safety: the table holds 16 × 16 floats.
         let t: [__m512; 16] = std::array::from_fn(|k| unsafe { _mm512_loadu_ps(t.as_ptr().add(16 * k)) });
@@ -329,8 +314,8 @@ mod tests {
 
     #[test]
     fn quantizing_by_the_reciprocal_equals_dividing() {
-        if !available() {
-            eprintln!("no AVX-512 F on this CPU: the vector quantizer is not used here, nothing to test");
+        if !super::super::available() {
+            eprintln!("no AVX-512 set on this CPU: the vector quantizer is not used here, nothing to test");
             return;
         }
         // Inputs at and a few ulps around every half-integer multiple of the scale
@@ -355,7 +340,7 @@ mod tests {
                 // Safety: `available()` above; both buffers hold xs.len() elements.
                 unsafe { quantize_u8(xs.as_ptr(), xs.len(), got.as_mut_ptr(), scale, zero_point) };
                 for (&x, &q) in xs.iter().zip(&got) {
-                    assert_eq!(q, super::super::pack::quantize(x, scale, f32::from(zero_point)), "x {x:e} scale {scale:e} zp {zero_point}");
+                    assert_eq!(q, crate::linalg::epilogue::quantize(x, scale, f32::from(zero_point)), "x {x:e} scale {scale:e} zp {zero_point}");
                 }
             }
         }
@@ -363,8 +348,8 @@ mod tests {
 
     #[test]
     fn table_lookup_equals_finishing() {
-        if !available() {
-            eprintln!("no AVX-512 F on this CPU: the lookup is not used here, nothing to test");
+        if !super::super::available() {
+            eprintln!("no AVX-512 set on this CPU: the lookup is not used here, nothing to test");
             return;
         }
         let q = QuantParams { scale: 0.07, zero_point: 111 };
