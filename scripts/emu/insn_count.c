@@ -1,7 +1,10 @@
 /*
  * A qemu TCG plugin (API version 1, as Debian's qemu 7.2 loads it) that counts the guest
  * instructions a process executes: in total, those that touch vector or floating-point
- * registers ("simd"), those that read or write memory ("mem"), and both at once.
+ * registers ("simd"), those that read or write memory ("mem", prefetches excluded), both at
+ * once ("simd_mem"), and two instruction-set markers: aarch64 "dot" (SDOT/UDOT/USDOT/SUDOT)
+ * and "fp16" (half-precision arithmetic and conversions); x86 "ymm" (names a 256-bit
+ * register) and "zmm" (a 512-bit one).
  * Counts are kept per vCPU (one per guest thread under qemu-user) and summed at exit,
  * so a multi-threaded guest is counted exactly, spinning helpers included.
  *
@@ -41,11 +44,21 @@ extern size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 extern uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 extern struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 extern char *qemu_plugin_insn_disas(const struct qemu_plugin_insn *insn);
+extern const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
+extern size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 extern void qemu_plugin_outs(const char *string);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
-enum { TOTAL, SIMD, MEM, SIMD_MEM, KINDS };
+/* EXT_A, EXT_B: which instruction-set paths ran. x86: instructions naming a 256-bit %ymm
+ * register (AVX/AVX2) and a 512-bit %zmm one (AVX-512). aarch64: dot products (SDOT, UDOT,
+ * USDOT, SUDOT) and half-precision floating point (FP16 arithmetic, FCVTL/FCVTN between
+ * half and single).
+ *
+ * aarch64 is classified from the instruction word, not from qemu's disassembly: qemu 7.2's
+ * aarch64 disassembler prints ARMv8.2 instructions (SDOT, FP16 arithmetic, ...) as ".byte",
+ * which would hide exactly the Cortex-A76 paths. x86 uses the disassembly (capstone). */
+enum { TOTAL, SIMD, MEM, SIMD_MEM, EXT_A, EXT_B, KINDS };
 /* vCPU indices are reused as threads come and go; more than this many at once share the
  * last slot through atomic adds. */
 #define SLOTS 256
@@ -70,48 +83,68 @@ static _Atomic int have_first;
 static char *out_path, *profile_path;
 static bool x86;
 
-static bool is_reg_char(char c) { return isalnum((unsigned char)c) || c == '_'; }
 
-/* Whether `s` names a vector/FP register as a whole word: aarch64 v0-v31, q/d/s/h/b0-31,
- * z/p (SVE); x86 %xmm, %ymm, %zmm, %k mask registers, %st, %mm. */
+/* x86 (from capstone's disassembly): whether `s` names a vector/FP register: %xmm, %ymm,
+ * %zmm, the %k mask registers, x87 %st, MMX %mm. */
 static bool names_simd_register(const char *s) {
-    if (x86) {
-        return strstr(s, "%xmm") || strstr(s, "%ymm") || strstr(s, "%zmm") || strstr(s, "%st") ||
-               strstr(s, "%mm") || (strstr(s, "%k") && !strstr(s, "%kernel"));
+    return strstr(s, "%xmm") || strstr(s, "%ymm") || strstr(s, "%zmm") || strstr(s, "%st") ||
+           strstr(s, "%mm") || (strstr(s, "%k") && !strstr(s, "%kernel"));
+}
+
+static void mnemonic_of(const char *s, char *out, size_t n) {
+    size_t i = 0;
+    while (s[i] && !isspace((unsigned char)s[i]) && i < n - 1) { out[i] = (char)tolower((unsigned char)s[i]); i++; }
+    out[i] = 0;
+}
+
+static bool is_ext_a(const char *s) { return x86 && strstr(s, "%ymm") != NULL; }
+
+static bool is_ext_b(const char *s) { return x86 && strstr(s, "%zmm") != NULL; }
+
+/* aarch64 by encoding (Arm ARM, "Top-level encodings", op0 = bits 28:25). */
+static bool a64_is_prefetch(uint32_t w) {
+    return (w & 0xFFC00000u) == 0xF9800000u    /* PRFM (immediate) */
+        || (w & 0xFF000000u) == 0xD8000000u    /* PRFM (literal) */
+        || (w & 0xFFE00C00u) == 0xF8A00800u    /* PRFM (register) */
+        || (w & 0xFFE00C00u) == 0xF8800000u;   /* PRFUM */
+}
+static bool a64_mem(uint32_t w) { return ((w >> 25) & 0x5) == 0x4 && !a64_is_prefetch(w); }
+static bool a64_simd(uint32_t w) {
+    uint32_t op0 = (w >> 25) & 0xF;
+    if ((op0 & 0x7) == 0x7) return true;                 /* SIMD&FP data processing */
+    return (op0 & 0x5) == 0x4 && ((w >> 26) & 1);        /* SIMD&FP loads and stores */
+}
+static bool a64_dot(uint32_t w) {
+    if ((w & 0x9F20FC00u) == 0x0E009400u && ((w >> 22) & 3) == 2) return true; /* SDOT/UDOT (vector) */
+    if ((w & 0x9FC0F400u) == 0x0F80E000u) return true;                         /* SDOT/UDOT (by element) */
+    if ((w & 0xBFE0FC00u) == 0x0E809C00u) return true;                         /* USDOT (vector) */
+    return (w & 0xBF40F400u) == 0x0F00F000u;                                   /* SUDOT/USDOT (by element) */
+}
+static bool a64_fp16(uint32_t w) {
+    if ((w & 0x9F60C400u) == 0x0E400400u) return true;   /* Advanced SIMD three same (FP16) */
+    if ((w & 0x9F7E0C00u) == 0x0E780800u) return true;   /* Advanced SIMD two-reg misc (FP16) */
+    if ((w & 0xDF60C400u) == 0x5E400400u) return true;   /* Advanced SIMD scalar three same FP16 */
+    if ((w & 0x9FC00400u) == 0x0F000000u) {              /* Advanced SIMD x indexed element, size 00 */
+        uint32_t opc = (w >> 12) & 0xF;
+        if (opc == 0x1 || opc == 0x5 || opc == 0x9) return true; /* FMLA, FMLS, FMUL(X) .h */
     }
-    /* Skip the mnemonic: register names only in operands. */
-    const char *p = s;
-    while (*p && !isspace((unsigned char)*p)) p++;
-    for (; *p; p++) {
-        if (p > s && is_reg_char(p[-1])) continue;
-        char c = *p;
-        if (c == 'v' || c == 'q' || c == 'd' || c == 's' || c == 'h' || c == 'b' || c == 'z') {
-            const char *q = p + 1;
-            if (!isdigit((unsigned char)*q)) continue;
-            while (isdigit((unsigned char)*q)) q++;
-            /* v0.4s, q1, d2, s3, b4, h5, z6.s; not "sp", not hex literals like #0x... */
-            if (!is_reg_char(*q) || *q == '.') {
-                if (c == 'v' || c == 'z' || *q != '.') return true;
-            }
-        }
-    }
+    if ((w & 0xBFFFEC00u) == 0x0E216800u) return true;   /* FCVTN/FCVTL (half <-> single) */
+    /* Scalar FP (M=0, S=0, 11110, ftype=11 half) data processing and conversions. */
+    if ((w & 0x5F000000u) == 0x1E000000u && ((w >> 22) & 3) == 3) return true;
+    /* FCVT Hd, Sn/Dn: ftype = source, opc (bits 16:15) = 11 destination half. */
+    if ((w & 0xFF3E7C00u) == 0x1E224000u && ((w >> 15) & 3) == 3) return true;
     return false;
 }
 
+/* x86: whether the instruction reads or writes memory (a memory operand, or implicitly). */
 static bool touches_memory(const char *s) {
-    char mnemonic[32] = {0};
-    size_t i = 0;
-    while (s[i] && !isspace((unsigned char)s[i]) && i < sizeof mnemonic - 1) { mnemonic[i] = (char)tolower((unsigned char)s[i]); i++; }
-    if (x86) {
-        if (!strncmp(mnemonic, "lea", 3) || !strncmp(mnemonic, "nop", 3) || !strncmp(mnemonic, "prefetch", 8)) return false;
-        if (!strncmp(mnemonic, "push", 4) || !strncmp(mnemonic, "pop", 3) || !strncmp(mnemonic, "call", 4) ||
-            !strncmp(mnemonic, "ret", 3) || !strncmp(mnemonic, "movs", 4) || !strncmp(mnemonic, "stos", 4))
-            return true;
-        return strchr(s, '(') != NULL;
-    }
-    /* aarch64: every load and store (ldr, ldp, ld1, ldxr, ldadd, stp, st4, ...), not prfm. */
-    return (mnemonic[0] == 'l' && mnemonic[1] == 'd') || (mnemonic[0] == 's' && mnemonic[1] == 't') ||
-           !strncmp(mnemonic, "cas", 3) || !strncmp(mnemonic, "swp", 3);
+    char mnemonic[32];
+    mnemonic_of(s, mnemonic, sizeof mnemonic);
+    if (!strncmp(mnemonic, "lea", 3) || !strncmp(mnemonic, "nop", 3) || !strncmp(mnemonic, "prefetch", 8)) return false;
+    if (!strncmp(mnemonic, "push", 4) || !strncmp(mnemonic, "pop", 3) || !strncmp(mnemonic, "call", 4) ||
+        !strncmp(mnemonic, "ret", 3) || !strncmp(mnemonic, "movs", 4) || !strncmp(mnemonic, "stos", 4))
+        return true;
+    return strchr(s, '(') != NULL;
 }
 
 static void on_exec(unsigned int vcpu, void *udata) {
@@ -133,13 +166,30 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     b->vaddr = qemu_plugin_tb_vaddr(tb);
     b->n[TOTAL] = (uint32_t)n;
     for (size_t i = 0; i < n; i++) {
-        char *d = qemu_plugin_insn_disas(qemu_plugin_tb_get_insn(tb, i));
-        if (!d) continue;
-        bool simd = names_simd_register(d), mem = touches_memory(d);
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        bool simd, mem, ext_a, ext_b;
+        if (!x86) {
+            uint32_t w;
+            if (qemu_plugin_insn_size(insn) != 4) continue;
+            memcpy(&w, qemu_plugin_insn_data(insn), 4); /* little-endian guest and host */
+            simd = a64_simd(w);
+            mem = a64_mem(w);
+            ext_a = a64_dot(w);
+            ext_b = a64_fp16(w);
+        } else {
+            char *d = qemu_plugin_insn_disas(insn);
+            if (!d) continue;
+            simd = names_simd_register(d);
+            mem = touches_memory(d);
+            ext_a = is_ext_a(d);
+            ext_b = is_ext_b(d);
+            free(d);
+        }
         b->n[SIMD] += simd;
         b->n[MEM] += mem;
         b->n[SIMD_MEM] += simd && mem;
-        free(d);
+        b->n[EXT_A] += ext_a;
+        b->n[EXT_B] += ext_b;
     }
     if (!atomic_exchange(&have_first, 1)) first_vaddr = b->vaddr;
     if (profile_path) {
@@ -160,11 +210,13 @@ static void on_process_exit(qemu_plugin_id_t id, void *udata) {
         if (slots[s].n[TOTAL]) threads++;
         for (int k = 0; k < KINDS; k++) sum[k] += slots[s].n[k];
     }
-    char line[512];
+    char line[640];
     snprintf(line, sizeof line,
-             "{\"instructions\": %llu, \"simd\": %llu, \"mem\": %llu, \"simd_mem\": %llu, \"vcpus\": %u, \"first_block\": %llu}\n",
+             "{\"instructions\": %llu, \"simd\": %llu, \"mem\": %llu, \"simd_mem\": %llu, \"%s\": %llu, \"%s\": %llu, "
+             "\"vcpus\": %u, \"first_block\": %llu}\n",
              (unsigned long long)sum[TOTAL], (unsigned long long)sum[SIMD], (unsigned long long)sum[MEM],
-             (unsigned long long)sum[SIMD_MEM], threads, (unsigned long long)first_vaddr);
+             (unsigned long long)sum[SIMD_MEM], x86 ? "ymm" : "dot", (unsigned long long)sum[EXT_A],
+             x86 ? "zmm" : "fp16", (unsigned long long)sum[EXT_B], threads, (unsigned long long)first_vaddr);
     if (out_path) {
         FILE *f = fopen(out_path, "w");
         if (f) { fputs(line, f); fclose(f); }
