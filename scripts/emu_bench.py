@@ -293,7 +293,9 @@ def plan_measurement(m, plugin, tmp):
         if m["runtime"] == "edgeseg":
             binary = m["binary"]
             if m["cpu"] in ARM_CPUS:
-                qemu = ["qemu-aarch64", "-cpu", m["cpu"]]
+                # The board's /proc/cpuinfo (through -L) and the core type for tract, which
+                # cannot read it from the host's (scripts/qemu-user.sh).
+                qemu = ["qemu-aarch64", "-cpu", m["cpu"], "-L", guest.cpuinfo_prefix(m["cpu"])]
                 env = {"TRACT_CPU_AARCH64_KIND": m["cpu"]}
             else:
                 qemu = ["qemu-x86_64", "-cpu", m["cpu"]]
@@ -604,12 +606,32 @@ def main():
                     help="write the table into this markdown file between <!-- emu-bench --> markers "
                     "(default file: models/README.md)")
     ap.add_argument("--table-only", action="store_true", help="print (and --readme) the table from --output only")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="add the measurements of these JSON files (from "
+                    "invocations run at the same time with their own --output) into --output, then print the table")
     ap.add_argument("--dry-run", action="store_true", help="print the planned commands, run nothing")
     a = ap.parse_args()
 
     doc = {"meta": {}, "measurements": [], "ncnn_conversions": {}}
     if os.path.exists(a.output) and not a.fresh:
         doc = json.load(open(a.output))
+    if a.merge:
+        for path in a.merge:
+            other = json.load(open(path))
+            ids = {e["id"] for e in other["measurements"]}
+            doc["measurements"] = [e for e in doc["measurements"] if e["id"] not in ids] + other["measurements"]
+            doc.setdefault("ncnn_conversions", {}).update(other.get("ncnn_conversions", {}))
+            om, meta = other.get("meta", {}), doc.setdefault("meta", {})
+            meta["commands"] = meta.get("commands", []) + [c for c in om.get("commands", [])
+                                                           if c not in meta.get("commands", [])]
+            meta.setdefault("edgeseg_binaries", {}).update(om.get("edgeseg_binaries", {}))
+            for k in ("binaries_commit", "qemu_version", "date", "onnxruntime", "ncnn", "pnnx", "plugin", "method"):
+                if om.get(k) and (k != "binaries_commit" or "edgeseg_binaries" in om and om["edgeseg_binaries"]):
+                    meta[k] = om[k]
+        doc["measurements"].sort(key=lambda e: (e["model"], e["cpu"], e["threads"], e["runtime"], e.get("mode", "")))
+        with open(a.output + ".tmp", "w") as f:
+            json.dump(doc, f, indent=1)
+        os.replace(a.output + ".tmp", a.output)
+        a.table_only = True
     if a.table_only:
         md = markdown(doc)
         print(md)

@@ -127,6 +127,23 @@ def aarch64_base():
     return base, site
 
 
+def cpuinfo_prefix(cpu):
+    """A `-L` prefix holding only proc/cpuinfo, for static binaries (edgeseg): tract reads
+    the Features line from it, as it would on the board."""
+    prefix = os.path.join(cache_dir(), "aarch64-cpuinfo", cpu)
+    os.makedirs(os.path.join(prefix, "proc"), exist_ok=True)
+    _write_cpuinfo(os.path.join(prefix, "proc", "cpuinfo"), cpu)
+    return prefix
+
+
+def _write_cpuinfo(path, cpu):
+    text = cpuinfo_text(cpu)
+    if not os.path.exists(path) or open(path).read() != text:
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+
+
 def aarch64_prefix(cpu):
     """The `-L` prefix for one CPU: links to the shared base and its own proc/cpuinfo."""
     base, _ = aarch64_base()
@@ -136,12 +153,7 @@ def aarch64_prefix(cpu):
         link = os.path.join(prefix, entry)
         if entry != "proc" and not os.path.lexists(link):
             os.symlink(os.path.join(base, entry), link)
-    text = cpuinfo_text(cpu)
-    path = os.path.join(prefix, "proc", "cpuinfo")
-    if not os.path.exists(path) or open(path).read() != text:
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
+    _write_cpuinfo(os.path.join(prefix, "proc", "cpuinfo"), cpu)
     return prefix
 
 
