@@ -456,7 +456,8 @@ def tables(doc):
                 cells.append("")
                 continue
             c = f"{v['simd'] / v['instructions']:.0%} / {v['mem'] / v['instructions']:.0%}"
-            marks = [f"{k} {v[k] / v['instructions']:.0%}" for k in ("dot", "fp16", "ymm", "zmm")
+            marks = [f"{k} {v[k] / v['instructions']:.0%}" if v[k] >= 0.01 * v["instructions"] else
+                     f"{k} {v[k] / v['instructions']:.1%}" for k in ("dot", "fp16", "ymm", "zmm")
                      if v.get(k, 0) > 0.0005 * v["instructions"]]
             cells.append(c + (" (" + ", ".join(marks) + ")" if marks else ""))
         split.append(f"| `{model}` | {cpu} | {t} | " + " | ".join(cells) + " |")
@@ -478,6 +479,45 @@ def tables(doc):
     if lit:
         notes.append(f"- LiteRT (XNNPACK): not measured: {lit[0].get('error', '')}")
     return "\n".join(out), "\n".join(split), "\n".join(notes)
+
+
+# Issue 23's targets at 1 thread: (label, numerator, denominator, CPU, limit); numerator and
+# denominator are (runtime, mode, which model: "int8" or "float").
+TARGETS = [
+    ("A72 int8 / ORT int8", ("edgeseg", "", "int8"), ("onnxruntime", "", "int8"), "cortex-a72", 0.8),
+    ("A76 int8 / ORT int8", ("edgeseg", "", "int8"), ("onnxruntime", "", "int8"), "cortex-a76", 0.8),
+    ("A72 int8 / own float", ("edgeseg", "", "int8"), ("edgeseg", "", "float"), "cortex-a72", 0.5),
+    ("A76 int8 / own float", ("edgeseg", "", "int8"), ("edgeseg", "", "float"), "cortex-a76", 0.5),
+    ("A72 float / ncnn fp32", ("edgeseg", "", "float"), ("ncnn", "fp32", "float"), "cortex-a72", 1.0),
+    ("A76 float / ncnn fp32", ("edgeseg", "", "float"), ("ncnn", "fp32", "float"), "cortex-a76", 1.0),
+    ("Haswell int8 / ORT int8", ("edgeseg", "", "int8"), ("onnxruntime", "", "int8"), "Haswell", 0.8),
+    ("Haswell float / ORT float", ("edgeseg", "", "float"), ("onnxruntime", "", "float"), "Haswell", 1.0),
+]
+
+
+def targets_table(doc):
+    ix = index(doc["measurements"])
+    bases = sorted({e["model"][: -len("_int8")] if is_int8(e["model"]) else e["model"] for e in doc["measurements"]},
+                   key=lambda b: MODELS.index(b) if b in MODELS else 99)
+    head = "| model | " + " | ".join(f"{t[0]} (≤ {t[4]})" for t in TARGETS) + " |"
+    rows = [head, "|" + "---|" * (len(TARGETS) + 1)]
+    any_value = False
+    for b in bases:
+        cells = []
+        for _, num, den, cpu, limit in TARGETS:
+            def val(spec):
+                rt, mode, which = spec
+                v = ix.get((rt, mode, b + ("_int8" if which == "int8" else ""), cpu, 1))
+                return v["instructions"] if v else None
+            n, d = val(num), val(den)
+            if n is None or d is None:
+                cells.append("")
+                continue
+            any_value = True
+            r = n / d
+            cells.append(f"{r:.2f} " + ("met" if r <= limit else "**short**"))
+        rows.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) if any_value else ""
 
 
 def output_check_notes(doc):
@@ -545,6 +585,10 @@ def markdown(doc):
         "",
         split,
     ]
+    tt = targets_table(doc)
+    if tt:
+        parts += ["", "Issue 23's targets at 1 thread (ratios of instructions per inference; met = at or under "
+                  "the limit):", "", tt]
     if notes:
         parts += ["", notes]
     if checks:
