@@ -13,7 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the minutes since the start, so a slow CI run shows where its time went.
+started=$SECONDS
+step() { printf '\n==> [%d:%02d] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
 step "Python requirements"
 python3 -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
@@ -81,3 +83,4 @@ else
   cargo build --locked --target aarch64-unknown-linux-musl --bin edgeseg
   bash tests/board/run.sh
 fi
+step "All tests passed"

@@ -41,6 +41,7 @@ fn mjpeg_frames(data: &[u8], step: usize) -> Vec<Vec<u8>> {
         match stream.next_frame(&mut frame) {
             Ok(Next::Frame) => frames.push(frame.data.clone()),
             Ok(Next::End) => return frames,
+            Ok(Next::Missing) => panic!("an MJPEG stream is never a missing camera"),
             Err(e) => panic!("reading from memory cannot fail: {e:#}"),
         }
     }
