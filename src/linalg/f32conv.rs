@@ -42,6 +42,11 @@ pub struct F32Conv {
     pub finish_line: FinishLine,
     /// Floats a depthwise row reads past its last output pixel.
     pub depthwise_slack: usize,
+    /// Whether direct dense convolutions (the ones Winograd does not take) go to
+    /// this set's kernel. False where tract's packed matrix product executes
+    /// fewer instructions on the same layers (NEON: measured under qemu, see
+    /// `crate::model::fconv::rewrite`); Winograd and depthwise layers still come here.
+    pub direct_dense: bool,
     /// For logs and `inspect-model`.
     pub name: &'static str,
 }

@@ -10,7 +10,7 @@ use std::arch::aarch64::*;
 /// Output channels per weight panel.
 pub const ROWS: usize = 12;
 
-pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: 16, name: "neon 12x8 fmla by element" };
+pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: 16, direct_dense: false, name: "neon 12x8 fmla by element" };
 
 /// # Safety
 /// See [`crate::linalg::f32conv::DenseBlock`].

@@ -75,6 +75,18 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<(Replacement, K
     let cout = w_shape[0];
     let depthwise = attrs.group > 1 && w_shape[1] == 1;
     ensure!(attrs.group == 1 || depthwise, "grouped convolution ({} groups of {} channels)", attrs.group, w_shape[1]);
+    // Where tract's packed matrix product beats the set's direct kernel, direct dense
+    // convolutions stay in tract. NEON, emulated Cortex-A72, instructions per inference:
+    // YOLOv8n-seg with every convolution here 659 M (597 M with Winograd), all in tract
+    // 551 M, Winograd layers here and the rest in tract 551 M; U-Net (3×3 layers) 4471 M
+    // in tract, 2238 M by Winograd here. `EDGESEG_FCONV=all` takes them anyway, to compare.
+    let all = matches!(std::env::var("EDGESEG_FCONV").as_deref(), Ok("all"));
+    let set_takes_it = crate::linalg::kernels().f32conv.is_some_and(|k| k.direct_dense);
+    ensure!(
+        depthwise || all || set_takes_it || super::winograd::fits(&attrs, w_shape[1], cout),
+        "a direct dense convolution: tract's own matrix product is faster on this CPU's kernel set ({})",
+        crate::linalg::kernels().name
+    );
     let bias = match conv.input.get(2).filter(|s| !s.is_empty()) {
         None => vec![0.0; cout],
         Some(b) => float_constant(g, b, resolve).context("the bias")?.0,

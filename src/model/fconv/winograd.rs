@@ -29,8 +29,13 @@ const CHUNK_BYTES: usize = 512 << 10;
 /// Whether a convolution goes to Winograd: 3×3, stride 1, undilated, dense, and
 /// large enough that the transforms pay for themselves.
 pub fn applies(attrs: &ConvAttrs, cin: usize, cout: usize, out_hw: [usize; 2]) -> bool {
+    fits(attrs, cin, cout) && out_hw[0] >= 4 && out_hw[1] >= 4
+}
+
+/// [`applies`] before the output size is known (the load-time rewrite's question).
+pub fn fits(attrs: &ConvAttrs, cin: usize, cout: usize) -> bool {
     let off = matches!(std::env::var("EDGESEG_WINOGRAD").as_deref(), Ok("off") | Ok("0") | Ok("false"));
-    !off && attrs.kernel == [3, 3] && attrs.strides == [1, 1] && attrs.dilations == [1, 1] && attrs.group == 1 && cin >= 8 && cout >= 8 && out_hw[0] >= 4 && out_hw[1] >= 4
+    !off && attrs.kernel == [3, 3] && attrs.strides == [1, 1] && attrs.dilations == [1, 1] && attrs.group == 1 && cin >= 8 && cout >= 8
 }
 
 /// The transformed weights and the tiling of one convolution.

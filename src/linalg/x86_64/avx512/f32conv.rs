@@ -13,7 +13,7 @@ pub const DEPTHWISE_SLACK: usize = 64;
 /// Output channels per weight panel of the dense kernel.
 pub const ROWS: usize = 6;
 
-pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: DEPTHWISE_SLACK, name: "avx512f 6x64 fma" };
+pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: DEPTHWISE_SLACK, direct_dense: true, name: "avx512f 6x64 fma" };
 
 /// [`dense_block`] for 16, 32 or 64 pixels.
 ///
