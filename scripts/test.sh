@@ -17,7 +17,12 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 step() { printf '\n==> [%d:%02d] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
-step "Python requirements"
+# The Rust build (minutes of CPU) runs while pip downloads (torch is ~3 GB of network time);
+# its output goes to a log that is shown if it fails, and the build step below waits for it.
+step "Python requirements (the Rust build starts beside them)"
+build_log=$(mktemp)
+cargo build --locked --all-targets >"$build_log" 2>&1 &
+build_pid=$!
 python3 -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
 if [ "${EDGESEG_TRAIN_SMOKE:-1}" = "1" ]; then
   python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-train.txt
@@ -36,7 +41,11 @@ fi
 # run` is the same build): the golden test runs four networks over every sample with our
 # int8 kernels, which took 200 s unoptimised. debug_assertions and overflow checks stay on.
 step "Build (dev profile, opt-level 2; dependencies optimised, see Cargo.toml)"
-cargo build --locked --all-targets
+if ! wait "$build_pid"; then
+  cat "$build_log" >&2
+  exit 1
+fi
+tail -n 3 "$build_log"
 
 step "Golden files still match onnxruntime"
 python3 scripts/golden.py --check

@@ -44,7 +44,7 @@ pub struct F32Conv {
     pub depthwise_slack: usize,
     /// Whether direct dense convolutions (the ones Winograd does not take) go to
     /// this set's kernel. False where tract's packed matrix product executes
-    /// fewer instructions on the same layers (NEON: measured under qemu, see
+    /// fewer instructions on the same layers (NEON, AVX2: measured under qemu, see
     /// `crate::model::fconv::rewrite`); Winograd and depthwise layers still come here.
     pub direct_dense: bool,
     /// For logs and `inspect-model`.

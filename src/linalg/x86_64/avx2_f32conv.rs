@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 /// Output channels per weight panel.
 pub const ROWS: usize = 3;
 
-pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: 32, direct_dense: true, name: "avx2 3x32 fma" };
+pub const F32CONV: F32Conv = F32Conv { rows: ROWS, dense, depthwise_row, finish_line, depthwise_slack: 32, direct_dense: false, name: "avx2 3x32 fma" };
 
 /// # Safety
 /// See [`crate::linalg::f32conv::DenseBlock`]; the CPU has AVX2 and FMA.
