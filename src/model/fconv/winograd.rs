@@ -146,6 +146,13 @@ impl Winograd {
         let tw = self.tiles[1];
         let [h, w] = self.in_hw;
         let [pt, pl] = self.pad;
+        // Zeroed once per call, not per channel: every element read below is written
+        // first (d's padding explicitly), and zeroing these 30 KB per channel and run of
+        // tiles was a quarter of a small layer's transform (memset in the profile).
+        let mut d = [[0f32; 4 * GROUP + 2]; 6];
+        let mut cols = [[0f32; 4 * GROUP + 2]; 6];
+        let mut phase = [[0f32; GROUP + 1]; 4];
+        let mut out = [[0f32; GROUP]; 6];
         let mut tile = first;
         while tile < first + count {
             let (ty, tx) = (tile / tw, tile % tw);
@@ -157,16 +164,22 @@ impl Winograd {
             let (lo, hi) = (pl.saturating_sub(x0).min(width), (w + pl).saturating_sub(x0).min(width));
             for c in 0..self.cin {
                 let plane = x.float_plane(c);
-                let mut d = [[0f32; 4 * GROUP + 2]; 6];
                 for (r, row) in d.iter_mut().enumerate() {
-                    let Some(iy) = (4 * ty + r).checked_sub(pt).filter(|&iy| iy < h) else { continue };
+                    let row = &mut row[..width];
+                    let Some(iy) = (4 * ty + r).checked_sub(pt).filter(|&iy| iy < h) else {
+                        row.fill(0.0);
+                        continue;
+                    };
                     if lo < hi {
                         let at = iy * w + x0 + lo - pl;
                         row[lo..hi].copy_from_slice(&plane[at..at + hi - lo]);
+                        row[..lo].fill(0.0);
+                        row[hi..].fill(0.0);
+                    } else {
+                        row.fill(0.0);
                     }
                 }
                 // Bᵀ along the columns: six rows of `width` pixels.
-                let mut cols = [[0f32; 4 * GROUP + 2]; 6];
                 {
                     let [c0, c1, c2, c3, c4, c5] = &mut cols;
                     for p in 0..width {
@@ -174,19 +187,24 @@ impl Winograd {
                         (c0[p], c1[p], c2[p], c3[p], c4[p], c5[p]) = (o[0], o[1], o[2], o[3], o[4], o[5]);
                     }
                 }
-                // Then along each row, the tiles side by side.
+                // Then along each row, the tiles side by side. Tile j reads the row's
+                // taps 4j .. 4j + 6: split by phase (a stride-4 split, `ld4` on NEON),
+                // its taps 4 and 5 are taps 0 and 1 of tile j + 1.
                 for (r, row) in cols.iter().enumerate() {
-                    let mut phase = [[0f32; GROUP]; 6];
-                    for j in 0..n {
-                        for (s, ph) in phase.iter_mut().enumerate() {
-                            ph[j] = row[4 * j + s];
-                        }
-                    }
-                    let mut out = [[0f32; GROUP]; 6];
+                    let row = &row[..width];
                     {
+                        let [p0, p1, p2, p3] = &mut phase;
+                        let quads = p0[..n].iter_mut().zip(&mut p1[..n]).zip(&mut p2[..n]).zip(&mut p3[..n]);
+                        for (q, (((a, b), c), d)) in row.chunks_exact(4).zip(quads) {
+                            (*a, *b, *c, *d) = (q[0], q[1], q[2], q[3]);
+                        }
+                        (p0[n], p1[n]) = (row[4 * n], row[4 * n + 1]);
+                    }
+                    {
+                        let [p0, p1, p2, p3] = &phase;
                         let [o0, o1, o2, o3, o4, o5] = &mut out;
                         for j in 0..n {
-                            let o = input_1d([phase[0][j], phase[1][j], phase[2][j], phase[3][j], phase[4][j], phase[5][j]]);
+                            let o = input_1d([p0[j], p1[j], p2[j], p3[j], p0[j + 1], p1[j + 1]]);
                             (o0[j], o1[j], o2[j], o3[j], o4[j], o5[j]) = (o[0], o[1], o[2], o[3], o[4], o[5]);
                         }
                     }
@@ -237,6 +255,10 @@ impl Winograd {
         let t = self.chunk;
         let [ho, wo] = self.out_hw;
         let tw = self.tiles[1];
+        // Once per call, as in `transform_input`: only elements `..n` are read, after
+        // being written.
+        let mut rows = [[[0f32; GROUP]; 4]; 6];
+        let mut col = [[[0f32; GROUP]; 4]; 4];
         let mut tile = first;
         while tile < first + count {
             let (ty, tx) = (tile / tw, tile % tw);
@@ -245,7 +267,6 @@ impl Winograd {
             let (x0, x1) = (4 * tx, (4 * (tx + n)).min(wo));
             for o in 0..self.cout {
                 // Aᵀ along each of the 6 rows of M: 6 × 4 values per tile.
-                let mut rows = [[[0f32; GROUP]; 4]; 6];
                 for (r, row) in rows.iter_mut().enumerate() {
                     let at = |s: usize| &m[((r * 6 + s) * self.cout + o) * t + i0..][..n];
                     let (m0, m1, m2, m3, m4, m5) = (at(0), at(1), at(2), at(3), at(4), at(5));
@@ -255,28 +276,27 @@ impl Winograd {
                         (r0[j], r1[j], r2[j], r3[j]) = (q[0], q[1], q[2], q[3]);
                     }
                 }
-                // Then down each of the 4 columns, into the output rows.
-                let out = &mut y[o * ho * wo..(o + 1) * ho * wo];
+                // Then down each of the 4 columns: `col[s][r]` is output row r, column s
+                // of every tile.
                 for s in 0..4 {
-                    let mut col = [[0f32; GROUP]; 4];
-                    {
-                        let [c0, c1, c2, c3] = &mut col;
-                        for j in 0..n {
-                            let q = output_1d([rows[0][s][j], rows[1][s][j], rows[2][s][j], rows[3][s][j], rows[4][s][j], rows[5][s][j]]);
-                            (c0[j], c1[j], c2[j], c3[j]) = (q[0], q[1], q[2], q[3]);
-                        }
+                    let [c0, c1, c2, c3] = &mut col[s];
+                    for j in 0..n {
+                        let q = output_1d([rows[0][s][j], rows[1][s][j], rows[2][s][j], rows[3][s][j], rows[4][s][j], rows[5][s][j]]);
+                        (c0[j], c1[j], c2[j], c3[j]) = (q[0], q[1], q[2], q[3]);
                     }
-                    for (r, c) in col.iter().enumerate() {
-                        let oy = 4 * ty + r;
-                        if oy >= ho {
-                            break;
-                        }
-                        let line = &mut out[oy * wo..(oy + 1) * wo];
-                        for (j, &val) in c[..n].iter().enumerate() {
-                            if let Some(px) = line.get_mut(x0 + 4 * j + s).filter(|_| x0 + 4 * j + s < x1) {
-                                *px = val;
-                            }
-                        }
+                }
+                // Into the output rows, the 4 columns interleaved (`st4` on NEON); the
+                // last tile of a row may stick out past the image's right edge.
+                let out = &mut y[o * ho * wo..(o + 1) * ho * wo];
+                let whole = ((x1 - x0) / 4).min(n);
+                for r in 0..4.min(ho - 4 * ty) {
+                    let line = &mut out[(4 * ty + r) * wo..(4 * ty + r + 1) * wo];
+                    let cols = col[0][r][..whole].iter().zip(&col[1][r][..whole]).zip(&col[2][r][..whole]).zip(&col[3][r][..whole]);
+                    for (q, (((a, b), c), d)) in line[x0..x0 + 4 * whole].chunks_exact_mut(4).zip(cols) {
+                        q.copy_from_slice(&[*a, *b, *c, *d]);
+                    }
+                    for (s, px) in line[x0 + 4 * whole..x1].iter_mut().enumerate() {
+                        *px = col[s][r][whole];
                     }
                 }
                 for oy in 4 * ty..(4 * ty + 4).min(ho) {
