@@ -3,7 +3,7 @@
 use crate::linalg::int8::{Acc, ActivationCode, Gemm, WeightLayout, MR, TILE};
 
 /// The portable tiles (unsigned activations, any weights).
-pub const GEMM: Gemm = Gemm { tile: tile, tile_any: tile, pair: None, code: ActivationCode::Unsigned, weights: WeightLayout::I8x4, name: "portable 8x32" };
+pub const GEMM: Gemm = Gemm { tile, tile_any: tile, pair: None, code: ActivationCode::Unsigned, weights: WeightLayout::I8x4, name: "portable 8x32" };
 
 /// The reference tile kernel.
 ///

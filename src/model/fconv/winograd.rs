@@ -97,11 +97,11 @@ impl Winograd {
         let mut u = vec![0f32; K * panels * panel_len];
         for o in 0..cout {
             for c in 0..cin {
-                let g: Vec<f64> = weights[(o * cin + c) * 9..(o * cin + c + 1) * 9].iter().map(|&v| f64::from(v)).collect();
+                let g: [f64; 9] = std::array::from_fn(|i| f64::from(weights[(o * cin + c) * 9 + i]));
                 // G g Gᵀ: columns first, then rows.
-                let cols: Vec<[f64; 6]> = (0..3).map(|x| weight_1d([g[x], g[3 + x], g[6 + x]])).collect();
+                let [c0, c1, c2]: [[f64; 6]; 3] = std::array::from_fn(|x| weight_1d([g[x], g[3 + x], g[6 + x]]));
                 for i in 0..6 {
-                    let row = weight_1d([cols[0][i], cols[1][i], cols[2][i]]);
+                    let row = weight_1d([c0[i], c1[i], c2[i]]);
                     for (j, &v) in row.iter().enumerate() {
                         let k = i * 6 + j;
                         u[(k * panels + o / rows) * panel_len + c * rows + o % rows] = v as f32;

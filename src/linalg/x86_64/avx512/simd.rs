@@ -191,6 +191,9 @@ fn exp16(x: __m512) -> __m512 {
 /// bit-equal to computing). Worth it for SiLU, whose exp costs about twice
 /// the 8 permutes and 7 blends of a lookup; on YOLOv8n finishing was 17 % of
 /// the int8 time.
+///
+/// # Safety
+/// The CPU has AVX-512 F (the avx512 kernel set is selected only then).
 #[target_feature(enable = "avx512f")]
 pub unsafe fn requantized_table(q: QuantParams, epilogue: &Epilogue) -> FinishTable {
     let (s, zp) = (_mm512_set1_ps(q.scale), _mm512_set1_epi32(i32::from(q.zero_point)));
@@ -222,6 +225,9 @@ fn lookup256(table: &[__m512; 16], q: __m512i) -> __m512 {
 /// `out`: all rows in one call, so their (long, independent) chains overlap.
 /// With `table` (made by [`requantized_table`] for this epilogue, which
 /// requantizes), the requantized codes are looked up instead of finished.
+///
+/// # Safety
+/// The CPU has AVX-512 F; `mult` and `bias` hold at least `rows` values.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn finish_rows(acc: &[[i32; TILE]; MR], rows: usize, corrections: &[i32; MR], mult: &[f32], bias: &[f32], epilogue: &Epilogue, table: Option<&FinishTable>, out: &mut [[f32; TILE]; MR]) {
