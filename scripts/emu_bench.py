@@ -562,7 +562,7 @@ def markdown(doc):
         f"{guest.NCNN_VERSION} (models converted by pnnx {guest.PNNX_VERSION}, fp32 weights). aarch64: edgeseg "
         "static musl build with `TRACT_CPU_AARCH64_KIND` = the CPU; onnxruntime and ncnn from their aarch64 "
         "wheels in Debian 12's arm64 CPython 3.11, with a `/proc/cpuinfo` describing the board's core. "
-        "Haswell: `qemu-x86_64 -cpu Haswell` (AVX2 + FMA, no AVX-512) on the x86-64 release build, the "
+        "Haswell: `qemu-x86_64 -cpu Haswell` (AVX2 + FMA, no AVX-512) on the x86-64 build named above, the "
         "host's CPython 3.11 and onnxruntime, and ncnn's x86-64 wheel. Input: the uniform mid-gray frame of "
         "`edgeseg bench` and `scripts/bench_ort.py`. ncnn fp32: fp16/bf16 storage, packing and arithmetic "
         "off; ncnn default: ncnn's own settings (fp16 storage and arithmetic on the A76). "
