@@ -291,17 +291,29 @@ pub unsafe fn depthwise_row(plane: *const u8, offsets: &[usize], taps: &[i8], n:
             }
         }
         let v = acc.map(|a| finish4(a, c, m, b, epilogue, rq));
-        if i + 16 <= n {
-            // Safety: 16 floats at i < n.
-            unsafe { vst1q_f32_x4(out.add(i), float32x4x4_t(v[0], v[1], v[2], v[3])) };
-        } else {
-            let mut tail = [0f32; 16];
-            unsafe { vst1q_f32_x4(tail.as_mut_ptr(), float32x4x4_t(v[0], v[1], v[2], v[3])) };
-            for (j, &t) in tail.iter().enumerate().take(n - i) {
-                // Safety: i + j < n.
-                unsafe { *out.add(i + j) = t };
-            }
-        }
+        // Safety: `out` holds n floats and i < n.
+        unsafe { store16_within(out, i, n, v) };
         i += 16;
+    }
+}
+
+/// Store the 16 lanes of `v` at `out[i ..]`, only those below `out[n]`.
+///
+/// # Safety
+/// `out` holds `n` writable floats and `i < n`.
+#[inline(always)]
+pub(super) unsafe fn store16_within(out: *mut f32, i: usize, n: usize, v: [float32x4_t; 4]) {
+    let v = float32x4x4_t(v[0], v[1], v[2], v[3]);
+    if i + 16 <= n {
+        // Safety: 16 floats at i, all below n.
+        unsafe { vst1q_f32_x4(out.add(i), v) };
+    } else {
+        let mut tail = [0f32; 16];
+        // Safety: `tail` holds 16 floats.
+        unsafe { vst1q_f32_x4(tail.as_mut_ptr(), v) };
+        for (j, &t) in tail.iter().enumerate().take(n - i) {
+            // Safety: i + j < n.
+            unsafe { *out.add(i + j) = t };
+        }
     }
 }

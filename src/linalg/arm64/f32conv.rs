@@ -2,7 +2,7 @@
 //! registers (24 accumulators), each step one load of 8 pixels and one of 12
 //! weights, 24 `fmla` by element (no broadcasts).
 
-use super::ew::activate4;
+use super::ew::{activate4, store16_within};
 use crate::linalg::epilogue::Epilogue;
 use crate::linalg::f32conv::F32Conv;
 use std::arch::aarch64::*;
@@ -71,17 +71,8 @@ pub unsafe fn depthwise_row(plane: *const f32, offsets: &[usize], taps: &[f32], 
             }
         }
         let v = acc.map(|a| activate4(a, epilogue));
-        if i + 16 <= n {
-            // Safety: 16 floats at i < n.
-            unsafe { vst1q_f32_x4(out.add(i), float32x4x4_t(v[0], v[1], v[2], v[3])) };
-        } else {
-            let mut tail = [0f32; 16];
-            unsafe { vst1q_f32_x4(tail.as_mut_ptr(), float32x4x4_t(v[0], v[1], v[2], v[3])) };
-            for (j, &t) in tail.iter().enumerate().take(n - i) {
-                // Safety: i + j < n.
-                unsafe { *out.add(i + j) = t };
-            }
-        }
+        // Safety: `out` holds n floats and i < n.
+        unsafe { store16_within(out, i, n, v) };
         i += 16;
     }
 }
