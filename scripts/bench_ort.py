@@ -61,7 +61,8 @@ def main():
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(str(args.model), opts, providers=["CPUExecutionProvider"])
-    feed = {sess.get_inputs()[0].name: x}
+    inp = sess.get_inputs()[0]
+    feed = {inp.name: x.astype(np.float16) if inp.type == "tensor(float16)" else x}
     for _ in range(args.warmup):
         sess.run(None, feed)
     samples = []

@@ -47,7 +47,10 @@ def predict(sess, cfg, image: np.ndarray) -> np.ndarray:
     if (w, h) != cfg["size"]:
         raise SystemExit(f"image is {w}x{h} but the model takes {cfg['size'][0]}x{cfg['size'][1]}")
     x = normalize(image[None], cfg["mean"], cfg["std"])
-    logits = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    inp = sess.get_inputs()[0]
+    if inp.type == "tensor(float16)":  # fp16 exports take a float16 input
+        x = x.astype(np.float16)
+    logits = sess.run(None, {inp.name: x})[0]
     return logits[0].argmax(0).astype(np.uint8)
 
 

@@ -1,6 +1,6 @@
 //! Command-line interface: what each subcommand takes, with help that teaches.
 
-use crate::model::meta::{self, ColorMode, MetaOverrides};
+use crate::model::meta::{self, Activation, ColorMode, MetaOverrides};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -74,6 +74,16 @@ pub struct ModelFlags {
     /// Colour mode of the model input: gray, rgb or bgr.
     #[arg(long, value_name = "MODE")]
     pub color: Option<String>,
+    /// Activation edgeseg applies to a semantic model's output: softmax, sigmoid or none
+    /// (the output is probabilities already). Default: none when the graph ends in
+    /// Sigmoid or Softmax, else the model's metadata, else sigmoid for one channel and
+    /// softmax for several. `inspect-model` says which it found and why.
+    #[arg(long, value_name = "ACTIVATION")]
+    pub activation: Option<String>,
+    /// A one-channel (binary) model's foreground threshold on the probability, 0..1
+    /// exclusive (default: the model's edgeseg.binary_threshold, else 0.5).
+    #[arg(long, value_name = "P")]
+    pub binary_threshold: Option<String>,
 }
 
 impl ModelFlags {
@@ -85,6 +95,8 @@ impl ModelFlags {
             std: self.std.as_deref().map(meta::parse_floats).transpose().context("--std")?,
             size: self.size.as_deref().map(meta::parse_size).transpose().context("--size")?,
             color: self.color.as_deref().map(str::parse::<ColorMode>).transpose().context("--color")?,
+            activation: self.activation.as_deref().map(str::parse::<Activation>).transpose().context("--activation")?,
+            binary_threshold: self.binary_threshold.as_deref().map(meta::parse_threshold).transpose().context("--binary-threshold")?,
         })
     }
 }

@@ -82,11 +82,36 @@ pub struct ModelConfig {
     /// Class names, background first (only for models without edgeseg/ultralytics metadata).
     #[serde(default)]
     pub classes: Option<Vec<String>>,
+    /// Activation applied to a semantic output: "softmax", "sigmoid" or "none"
+    /// (only for models whose graph and metadata do not say; see `--activation`).
+    #[serde(default)]
+    pub activation: Option<String>,
+    /// A one-channel model's foreground threshold on the probability (0..1 exclusive).
+    #[serde(default)]
+    pub binary_threshold: Option<f32>,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { path: default_model_path(), threads: default_threads(), classes: None }
+        ModelConfig { path: default_model_path(), threads: default_threads(), classes: None, activation: None, binary_threshold: None }
+    }
+}
+
+impl ModelConfig {
+    /// What this section overrides in the model's own description.
+    pub fn overrides(&self) -> Result<crate::model::MetaOverrides> {
+        let activation = self
+            .activation
+            .as_deref()
+            .map(|a| a.parse().with_context(|| format!("key model.activation = {a:?}; fix: use \"softmax\", \"sigmoid\" or \"none\"")))
+            .transpose()?;
+        let binary_threshold = match self.binary_threshold {
+            Some(t) if !(t > 0.0 && t < 1.0) => {
+                bail!("key model.binary_threshold = {t} is not a probability; fix: use a value strictly between 0 and 1, e.g. 0.5")
+            }
+            t => t,
+        };
+        Ok(crate::model::MetaOverrides { classes: self.classes.clone(), activation, binary_threshold, ..Default::default() })
     }
 }
 
@@ -197,6 +222,7 @@ impl Config {
         if self.model.threads == 0 {
             bail!("key model.threads = 0; fix: use 1 or more (the board's big cores)");
         }
+        self.model.overrides()?;
         bounds::check(self)?;
         if self.pipeline.mode == Mode::Trigger && self.sinks.gpio.as_ref().is_none_or(|g| g.trigger_line.is_none()) {
             bail!("key pipeline.mode = \"trigger\" but no trigger input is configured; fix: set sinks.gpio.trigger_line, or use mode = \"continuous\"");

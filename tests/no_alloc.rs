@@ -150,7 +150,7 @@ fn fake_meta() -> ModelMeta {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let shapes = GraphShapes { input: vec![Some(1), Some(1), Some(64), Some(64)], output: vec![Some(1), Some(5), Some(64), Some(64)] };
+    let shapes = GraphShapes { input: vec![Some(1), Some(1), Some(64), Some(64)], output: vec![Some(1), Some(5), Some(64), Some(64)], output_op: None };
     resolve(&props, &shapes, &MetaOverrides::default()).unwrap()
 }
 
@@ -191,6 +191,17 @@ fn steady_state_frame_loop_does_not_allocate() {
     let marks = run_pipeline(Box::new(model), 16);
     let per_frame: Vec<u64> = marks.windows(2).skip(6).map(|w| w[1].1 - w[0].1).collect();
     eprintln!("allocations per frame with tract (frames 7..16): {per_frame:?}");
-    let (min, max) = (per_frame.iter().min().unwrap(), per_frame.iter().max().unwrap());
-    assert!(max - min <= max / 10 + 2, "tract's per-frame allocations vary: {per_frame:?}");
+    // Bounded, not growing: after k frames the count stays within 10 % of a frame of
+    // k times the median. (Per frame it is not exact on a loaded machine: another
+    // thread's allocations for frame n can land after the mark of frame n - 1, as in
+    // [97, 103, 91, 97]; the running total does not drift.)
+    let mut sorted = per_frame.clone();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2] as i64;
+    let mut total = 0i64;
+    for (k, &n) in per_frame.iter().enumerate() {
+        total += n as i64;
+        let drift = total - (k as i64 + 1) * median;
+        assert!(drift.abs() <= median / 10 + 2, "tract's allocations drift from {median} a frame: {per_frame:?}");
+    }
 }

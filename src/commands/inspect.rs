@@ -34,6 +34,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "kernel": crate::linalg::kernels().int8_gemm.name,
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
+            "half_to_f32": {"tensors": model.half.tensors, "casts": model.half.casts, "types": model.half.types, "left_in_half": model.half.left},
             "f32_rewrite": {
                 "convolutions": model.f32conv.fused,
                 "depthwise": model.f32conv.depthwise,
@@ -55,7 +56,10 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     println!("input        f32 {:?} ({}, {}x{}, {:?})", model.input_shape, m.layout, m.width, m.height, m.color);
     for (i, s) in model.output_shapes.iter().enumerate() {
         let role = match (m.task, s.len()) {
-            (crate::model::Task::Semantic, _) => format!("activation {:?}", m.activation),
+            (crate::model::Task::Semantic, _) if s.get(1) == Some(&1) || s.get(3) == Some(&1) && m.layout == crate::model::meta::Layout::Nhwc => {
+                format!("activation {:?}: {}; foreground above {}", m.activation, m.activation_reason, m.binary_threshold)
+            }
+            (crate::model::Task::Semantic, _) => format!("activation {:?}: {}", m.activation, m.activation_reason),
             (crate::model::Task::Instance, 3) => "detections: boxes, class scores, mask coefficients".to_string(),
             (crate::model::Task::Instance, _) => "mask prototypes".to_string(),
         };
@@ -82,6 +86,16 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
         stats.float_compute_ops,
         stats.quant_boundary_ops
     );
+    let h = &model.half;
+    if h.changed() {
+        println!(
+            "half         float16/bfloat16 graph computed in float32: {} tensor(s), {} Cast(s) and {} declared type(s) widened at load",
+            h.tensors, h.casts, h.types
+        );
+        for name in &h.left {
+            println!("  left in half (stored outside the file): {name}");
+        }
+    }
     let r = &model.int8;
     if r.fused > 0 || !r.skipped.is_empty() {
         println!(
@@ -103,8 +117,8 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     let c = &model.f32conv;
     if c.fused > 0 {
         println!(
-            "float conv   {} convolution(s) run by edgeseg's AVX-512 float kernels ({} depthwise), {} with a Relu, {} with a HardSwish, {} with a SiLU and {} with their input Concat fused (EDGESEG_FCONV=off for tract's own)",
-            c.fused, c.depthwise, c.relu_fused, c.hardswish_fused, c.silu_fused, c.concat_fused
+            "float conv   {} convolution(s) run by edgeseg's float kernels ({}; {} depthwise), {} with a Relu, {} with a HardSwish, {} with a SiLU and {} with their input Concat fused (EDGESEG_FCONV=off for tract's own)",
+            c.fused, crate::linalg::kernels().name, c.depthwise, c.relu_fused, c.hardswish_fused, c.silu_fused, c.concat_fused
         );
         for (node, why) in &c.skipped {
             println!("  with tract: {node}: {why}");

@@ -14,7 +14,7 @@ mod sinks;
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::dashboard::DeviceDashboard;
-use crate::model::{MetaOverrides, Model};
+use crate::model::Model;
 use crate::pipeline::monitor::Monitor;
 use crate::pipeline::notify::Watchdog;
 use crate::pipeline::{self, Summary};
@@ -51,7 +51,7 @@ pub fn load_config(args: &RunArgs) -> Result<Config> {
 /// Load the model a config names and check the config against it.
 pub fn load(config: Config) -> Result<Loaded> {
     let path = config.model_path()?;
-    let overrides = MetaOverrides { classes: config.model.classes.clone(), ..MetaOverrides::default() };
+    let overrides = config.model.overrides()?;
     let model = Model::load_with_threads(&path, &overrides, config.model.threads.into())
         .with_context(|| format!("loading the model of key model.path{}", config.file.as_ref().map(|f| format!(" in {}", f.display())).unwrap_or_default()))?;
     config.decide.check_classes(&model.meta.classes).map_err(|e| match &config.file {

@@ -83,6 +83,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn model_activation_and_threshold_are_checked() {
+        assert_eq!(parse("[model]\nactivation = \"none\"\nbinary_threshold = 0.3\n"), "");
+        let e = parse("[model]\nactivation = \"relu\"\n");
+        assert!(e.contains("model.activation") && e.contains("\"softmax\""), "{e}");
+        for bad in ["0.0", "1.0", "-0.5", "nan", "inf"] {
+            let e = parse(&format!("[model]\nbinary_threshold = {bad}\n"));
+            assert!(e.contains("model.binary_threshold"), "{bad}: {e}");
+        }
+    }
+
     /// Each value passed `run --check` before and then panicked converting to a Duration
     /// (or adding one to `Instant::now()`).
     #[test]

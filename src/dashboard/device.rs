@@ -7,7 +7,7 @@ use super::state::{encode_jpeg_into, lock, sse_event, DeviceState, FailureInfo};
 use super::DashboardConfig;
 use crate::commands::run::Loaded;
 use crate::decide::Decider;
-use crate::model::{MetaOverrides, Model};
+use crate::model::Model;
 use crate::report::{FrameReport, Stats, Verdict};
 use crate::sink::{FramePixels, Sink};
 use anyhow::{Context, Result};
@@ -98,7 +98,7 @@ pub struct PreparedView {
 /// The second network instance for `POST /api/segment` (see `api.rs` for why).
 fn load_segmenter(loaded: &Loaded) -> Result<Segmenter> {
     let c = &loaded.config;
-    let overrides = MetaOverrides { classes: c.model.classes.clone(), ..MetaOverrides::default() };
+    let overrides = c.model.overrides()?;
     let model = Model::load_with_threads(&loaded.model.path, &overrides, 1).context("loading the model a second time for POST /api/segment")?;
     let decider = Decider::new(c.decide.clone(), &model.meta.classes);
     Ok(Segmenter::new(model, decider, &c.device.name))

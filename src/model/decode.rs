@@ -2,35 +2,48 @@
 //!
 //! Accepts `[1, C, H, W]` (or `[1, H, W, C]` for NHWC models) scores, where
 //! C > 1 is one channel per class (softmax/argmax) and C = 1 is a single
-//! foreground logit (sigmoid, threshold 0.5). Scores are resampled bilinearly
-//! (half-pixel centres, as torch's `align_corners=False`) to the source image
-//! before the argmax, so masks on large frames keep smooth edges.
+//! foreground logit or probability (foreground above `binary_threshold`,
+//! 0.5 unless set). Scores are resampled bilinearly (half-pixel centres, as
+//! torch's `align_corners=False`) to the source image before the argmax, so masks on large frames keep smooth edges.
 
-use super::meta::{Activation, Layout};
+use super::meta::{Activation, Layout, ModelMeta};
 use super::preprocess::Geometry;
 use crate::mask::SegMap;
 use anyhow::{bail, Result};
 use tract_onnx::prelude::*;
 
 /// Per-class probability planes at the model's output resolution.
-#[derive(Default)]
 pub struct ScorePlanes {
     pub classes: usize,
     pub width: usize,
     pub height: usize,
     /// `classes` planes of `width*height`, row-major.
     pub data: Vec<f32>,
+    /// A one-channel model's pixel is foreground where its probability is above this.
+    pub binary_threshold: f32,
 }
 
-/// Turn the raw output into probability planes (class-major).
-pub fn score_planes(output: &Tensor, layout: Layout, activation: Activation) -> Result<ScorePlanes> {
+impl Default for ScorePlanes {
+    fn default() -> Self {
+        ScorePlanes { classes: 0, width: 0, height: 0, data: Vec::new(), binary_threshold: 0.5 }
+    }
+}
+
+/// Turn the raw output into probability planes (class-major), as `meta` says
+/// (layout, output activation, binary threshold).
+pub fn score_planes(output: &Tensor, meta: &ModelMeta) -> Result<ScorePlanes> {
     let mut planes = ScorePlanes::default();
-    score_planes_into(output, layout, activation, &mut planes)?;
+    score_planes_into(output, meta, &mut planes)?;
     Ok(planes)
 }
 
 /// `score_planes` into reused storage.
-pub fn score_planes_into(output: &Tensor, layout: Layout, activation: Activation, planes: &mut ScorePlanes) -> Result<()> {
+pub fn score_planes_into(output: &Tensor, meta: &ModelMeta, planes: &mut ScorePlanes) -> Result<()> {
+    planes.binary_threshold = meta.binary_threshold;
+    planes_from_scores(output, meta.layout, meta.activation, planes)
+}
+
+fn planes_from_scores(output: &Tensor, layout: Layout, activation: Activation, planes: &mut ScorePlanes) -> Result<()> {
     let shape = output.shape();
     let (c, h, w, nhwc) = match (shape, layout) {
         ([1, c, h, w], Layout::Nchw) => (*c, *h, *w, false),
@@ -74,11 +87,11 @@ pub fn score_planes_into(output: &Tensor, layout: Layout, activation: Activation
 }
 
 /// Pick the class per pixel. Ties go to the lower class index, as numpy's argmax.
-/// For a single sigmoid plane, class 1 where p > 0.5.
-fn argmax_into(scores: &[f32], classes: usize, plane: usize, i: usize) -> (u8, f32) {
+/// For a single probability plane, class 1 where p > `threshold`.
+fn argmax_into(scores: &[f32], classes: usize, plane: usize, i: usize, threshold: f32) -> (u8, f32) {
     if classes == 1 {
         let p = scores[i];
-        return if p > 0.5 { (1, p) } else { (0, 1.0 - p) };
+        return if p > threshold { (1, p) } else { (0, 1.0 - p) };
     }
     let mut best = (0u8, scores[i]);
     for k in 1..classes {
@@ -106,7 +119,7 @@ pub fn segment_into(planes: &ScorePlanes, geo: &Geometry, map: &mut SegMap) {
     let identity = sw == planes.width && sh == planes.height && geo.pad_x == 0.0 && geo.pad_y == 0.0;
     if identity {
         for i in 0..plane {
-            let (c, p) = argmax_into(&planes.data, planes.classes, plane, i);
+            let (c, p) = argmax_into(&planes.data, planes.classes, plane, i, planes.binary_threshold);
             map.classes[i] = c;
             map.confidence[i] = p;
         }
@@ -132,7 +145,7 @@ pub fn segment_into(planes: &ScorePlanes, geo: &Geometry, map: &mut SegMap) {
                 let bottom = p[y1 * planes.width + x0] * (1.0 - wx) + p[y1 * planes.width + x1] * wx;
                 *s = top * (1.0 - wy) + bottom * wy;
             }
-            let (c, p) = argmax_into(sample, sample.len(), 1, 0);
+            let (c, p) = argmax_into(sample, sample.len(), 1, 0, planes.binary_threshold);
             map.classes[y * sw + x] = c;
             map.confidence[y * sw + x] = p;
         }

@@ -20,6 +20,8 @@ pub struct Loaded {
     pub input_shape: [usize; 4],
     pub output_shapes: Vec<Vec<usize>>,
     pub opset: i64,
+    /// What widening float16/bfloat16 to float32 did (all zero for f32 models).
+    pub half: super::half::HalfReport,
     /// What the int8 rewrite did (all zero for float models).
     pub int8: super::qdq::RewriteReport,
     /// What the float-convolution rewrite did (all zero where it is off).
@@ -50,11 +52,19 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
     if proto.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
         bail!("{shown} holds no ONNX graph (empty or not an ONNX model); fix: re-export the model");
     }
+    // Read before the rewrites below replace nodes: what the file's author wrote.
+    let output_op = proto.graph.as_ref().and_then(last_value_op);
+    let declared_output = proto.graph.as_ref().map(declared_output_dims).unwrap_or_default();
     let opset = proto
         .opset_import
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map_or(0, |o| o.version);
+    // Half-precision graphs run in f32 (see `half`), before the rewrites read their weights.
+    let half = proto.graph.as_mut().map(super::half::widen).unwrap_or_default();
+    if !half.left.is_empty() {
+        log::warn!("{shown}: {} half-precision tensor(s) stored outside the file stay in f16 (slow in tract): {}", half.left.len(), half.left.join(", "));
+    }
     let provider = onnx.provider.clone();
     let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
     let int8 = match proto.graph.as_mut() {
@@ -96,7 +106,13 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         })
         .collect();
 
-    let shapes = graph_shapes(&model).with_context(|| format!("{shown}: reading input/output shapes"))?;
+    let mut shapes = graph_shapes(&model).with_context(|| format!("{shown}: reading input/output shapes"))?;
+    shapes.output_op = output_op;
+    // tract does not read the outputs' declared shapes (nor should it trust them
+    // for planning); for naming classes they are what the file says.
+    if shapes.output.is_empty() {
+        shapes.output = declared_output;
+    }
     let input_dt = model.input_fact(0)?.datum_type.concretize();
     if let Some(dt) = input_dt {
         if dt != f32::datum_type() {
@@ -143,7 +159,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         ..Default::default()
     };
     let plan = typed.into_runnable_with_options(&options).with_context(|| format!("{shown}: building the execution plan"))?;
-    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, int8, f32conv, fastpath })
+    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, half, int8, f32conv, fastpath })
 }
 
 /// The tract settings edgeseg plans with, unless the environment sets them.
@@ -174,5 +190,57 @@ fn graph_shapes(model: &InferenceModel) -> Result<GraphShapes> {
     // Output dims that the file does not declare can often be inferred once the
     // input is fixed; a symbolic analysis here would double the load time, so
     // the classes check falls back to the declared shape only.
-    Ok(GraphShapes { input, output })
+    Ok(GraphShapes { input, output, output_op: None })
+}
+
+/// The first output's dims as the file declares them (`None` for a symbolic or
+/// absent dim; empty when the file declares no shape).
+fn declared_output_dims(graph: &tract_onnx::pb::GraphProto) -> Vec<Option<usize>> {
+    use tract_onnx::pb::{tensor_shape_proto::dimension::Value as Dim, type_proto::Value};
+    let Some(Some(Value::TensorType(t))) = graph.output.first().and_then(|o| o.r#type.as_ref()).map(|t| t.value.as_ref()) else {
+        return vec![];
+    };
+    let Some(shape) = &t.shape else { return vec![] };
+    shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(Dim::DimValue(v)) => usize::try_from(*v).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Ops that move, reshape, resample or re-encode values without changing what
+/// they mean: a probability stays a probability through them.
+const VALUE_KEEPING_OPS: &[&str] = &[
+    "Identity",
+    "Reshape",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "Cast",
+    "Resize",
+    "Upsample",
+    "Slice",
+    "QuantizeLinear",
+    "DequantizeLinear",
+];
+
+/// The op type and node name of the last node before the graph's first output
+/// that changes values (walking back over `VALUE_KEEPING_OPS` along their first
+/// input). `None` when the output is a graph input or an initializer.
+fn last_value_op(graph: &tract_onnx::pb::GraphProto) -> Option<(String, String)> {
+    let mut name = graph.output.first()?.name.as_str();
+    // Each step moves to an earlier node; a hostile file with a cycle stops at the node count.
+    for _ in 0..=graph.node.len() {
+        let node = graph.node.iter().find(|n| n.output.iter().any(|o| o == name))?;
+        let standard = node.domain.is_empty() || node.domain == "ai.onnx";
+        if !standard || !VALUE_KEEPING_OPS.contains(&node.op_type.as_str()) {
+            return Some((node.op_type.clone(), node.name.clone()));
+        }
+        name = node.input.first()?.as_str();
+    }
+    None
 }

@@ -77,6 +77,10 @@ pub struct ModelMeta {
     pub std: Vec<f32>,
     pub resize: ResizeMode,
     pub activation: Activation,
+    /// Why `activation` was chosen (flag, metadata, the graph's last op, or the default), for `inspect-model`.
+    pub activation_reason: String,
+    /// Probability above which a one-channel (binary) model's pixel is foreground.
+    pub binary_threshold: f32,
     /// Origin of each field above, by field name.
     pub origins: Vec<(&'static str, Origin)>,
 }
@@ -112,6 +116,16 @@ pub struct MetaOverrides {
     pub std: Option<Vec<f32>>,
     pub size: Option<(usize, usize)>,
     pub color: Option<ColorMode>,
+    pub activation: Option<Activation>,
+    pub binary_threshold: Option<f32>,
+}
+
+/// Parse a binary model's foreground threshold: a probability strictly between 0 and 1.
+pub fn parse_threshold(s: &str) -> Result<f32> {
+    match s.trim().parse::<f32>() {
+        Ok(t) if t > 0.0 && t < 1.0 => Ok(t),
+        _ => bail!("threshold {s:?} is not a probability strictly between 0 and 1 (e.g. 0.5)"),
+    }
 }
 
 /// Parse a size written `WIDTHxHEIGHT` or a single number for a square.
@@ -184,6 +198,9 @@ pub struct GraphShapes {
     pub input: Vec<Option<usize>>,
     /// Output dims; `None` for a symbolic dim.
     pub output: Vec<Option<usize>>,
+    /// The last value-changing op before the first output (shape-only ops such as
+    /// Reshape, Transpose, Resize or a QDQ pair skipped): its op type and node name.
+    pub output_op: Option<(String, String)>,
 }
 
 /// Combine metadata properties, graph shapes and flags into one `ModelMeta`.
@@ -358,18 +375,72 @@ pub fn resolve(props: &HashMap<String, String>, shapes: &GraphShapes, flags: &Me
         }
     }
 
-    let activation = match get("output_activation") {
-        Some(a) => a.parse().with_context(|| field("output_activation"))?,
-        None if out_channels == Some(1) => Activation::Sigmoid,
-        None => Activation::Softmax,
+    let metadata_activation = get("output_activation").map(|a| a.parse::<Activation>().with_context(|| field("output_activation"))).transpose()?;
+    let (activation, activation_reason, origin) =
+        pick_activation(flags.activation, metadata_activation, shapes.output_op.as_ref(), out_channels);
+    origins.push(("activation", origin));
+    let (binary_threshold, origin) = match (flags.binary_threshold, get("binary_threshold")) {
+        (Some(t), _) if t > 0.0 && t < 1.0 => (t, Origin::Flag),
+        (Some(t), _) => bail!("binary threshold {t} is not a probability strictly between 0 and 1; fix: pass e.g. 0.5"),
+        (None, Some(t)) => (parse_threshold(t).with_context(|| field("binary_threshold"))?, Origin::Metadata),
+        (None, None) => (0.5, Origin::Default),
     };
+    origins.push(("binary_threshold", origin));
     let resize = match get("resize") {
         Some(r) => r.parse().with_context(|| field("resize"))?,
         None => ResizeMode::Stretch,
     };
     let name = get("name").map(str::to_string).unwrap_or_else(|| "model".into());
 
-    Ok(ModelMeta { name, task, classes, layout, width, height, color, mean, std, resize, activation, origins })
+    Ok(ModelMeta {
+        name,
+        task,
+        classes,
+        layout,
+        width,
+        height,
+        color,
+        mean,
+        std,
+        resize,
+        activation,
+        activation_reason,
+        binary_threshold,
+        origins,
+    })
+}
+
+/// The activation edgeseg applies to a semantic output, and why.
+///
+/// A flag wins. Then the graph: an output computed by a final `Sigmoid` or
+/// `Softmax` is a probability already, and applying the activation again would
+/// make every pixel of a binary model foreground (sigmoid(p) > 0.5 for any
+/// p > 0), whatever metadata written by another tool says. Then metadata, then
+/// the default for the channel count (one channel: sigmoid; more: softmax).
+fn pick_activation(
+    flag: Option<Activation>,
+    metadata: Option<Activation>,
+    output_op: Option<&(String, String)>,
+    out_channels: Option<usize>,
+) -> (Activation, String, Origin) {
+    if let Some(a) = flag {
+        return (a, "--activation".into(), Origin::Flag);
+    }
+    if let Some((op, node)) = output_op.filter(|(op, _)| op == "Sigmoid" || op == "Softmax") {
+        let mut why = format!("the graph ends in {op} (node {node:?}): its outputs are probabilities already");
+        if let Some(m) = metadata.filter(|m| *m != Activation::None) {
+            why.push_str(&format!("; metadata's output_activation {m:?} not applied twice"));
+            log::warn!("model metadata says output_activation {m:?} but the graph ends in {op} (node {node:?}); not applying it twice (--activation overrides)");
+        }
+        return (Activation::None, why, Origin::Graph);
+    }
+    if let Some(m) = metadata {
+        return (m, "edgeseg.output_activation".into(), Origin::Metadata);
+    }
+    match out_channels {
+        Some(1) => (Activation::Sigmoid, "one output channel, no final Sigmoid in the graph: logits".into(), Origin::Default),
+        _ => (Activation::Softmax, "several output channels, no final Softmax in the graph: logits".into(), Origin::Default),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 fn shapes(input: &[Option<usize>], output: &[Option<usize>]) -> GraphShapes {
-    GraphShapes { input: input.to_vec(), output: output.to_vec() }
+    GraphShapes { input: input.to_vec(), output: output.to_vec(), output_op: None }
 }
 
 const FIXED_GRAY: [Option<usize>; 4] = [Some(1), Some(1), Some(256), Some(256)];
@@ -94,4 +94,33 @@ fn absurd_shapes_are_errors_not_allocations() {
     let huge_in = shapes(&[Some(1), Some(1), Some(1 << 20), Some(256)], &OUT5);
     let e = resolve(&HashMap::new(), &huge_in, &MetaOverrides::default()).unwrap_err().to_string();
     assert!(e.contains("larger than") && e.contains("fix:"), "{e}");
+}
+
+#[test]
+fn activation_flag_then_graph_then_metadata_then_default() {
+    let one = [Some(1), Some(1), Some(256), Some(256)];
+    let ends_in = |op: &str| GraphShapes { output_op: Some((op.into(), "last".into())), ..shapes(&FIXED_GRAY, &one) };
+    let none = MetaOverrides::default();
+    // A final Sigmoid or Softmax: the output is a probability, whatever the metadata says.
+    let m = resolve(&props(&[("output_activation", "sigmoid")]), &ends_in("Sigmoid"), &none).unwrap();
+    assert_eq!((m.activation, m.binary_threshold), (Activation::None, 0.5));
+    assert!(m.activation_reason.contains("Sigmoid") && m.activation_reason.contains("not applied twice"), "{}", m.activation_reason);
+    assert_eq!(resolve(&HashMap::new(), &ends_in("Softmax"), &none).unwrap().activation, Activation::None);
+    // Other last ops leave it to the metadata, then to the channel count.
+    assert_eq!(resolve(&props(&[("output_activation", "none")]), &ends_in("Conv"), &none).unwrap().activation, Activation::None);
+    assert_eq!(resolve(&HashMap::new(), &ends_in("Conv"), &none).unwrap().activation, Activation::Sigmoid);
+    assert_eq!(resolve(&HashMap::new(), &shapes(&FIXED_GRAY, &OUT5), &none).unwrap().activation, Activation::Softmax);
+    // The flag wins over the graph.
+    let flag = MetaOverrides { activation: Some(Activation::Sigmoid), binary_threshold: Some(0.8), ..Default::default() };
+    let m = resolve(&HashMap::new(), &ends_in("Sigmoid"), &flag).unwrap();
+    assert_eq!((m.activation, m.binary_threshold), (Activation::Sigmoid, 0.8));
+    assert!(m.origins.contains(&("activation", Origin::Flag)) && m.origins.contains(&("binary_threshold", Origin::Flag)));
+    // Thresholds: metadata, and bad values named.
+    assert_eq!(resolve(&props(&[("binary_threshold", "0.3")]), &ends_in("Sigmoid"), &none).unwrap().binary_threshold, 0.3);
+    let e = resolve(&props(&[("binary_threshold", "1.5")]), &ends_in("Sigmoid"), &none).unwrap_err();
+    assert!(format!("{e:#}").contains("edgeseg.binary_threshold"), "{e:#}");
+    let e = resolve(&HashMap::new(), &ends_in("Sigmoid"), &MetaOverrides { binary_threshold: Some(f32::NAN), ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("between 0 and 1"), "{e}");
+    assert!(parse_threshold("0").is_err() && parse_threshold("1").is_err() && parse_threshold("x").is_err());
+    assert_eq!(parse_threshold(" 0.25 ").unwrap(), 0.25);
 }

@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod graph_stats;
+pub mod half;
 pub mod heap;
 pub mod load;
 pub mod meta;
@@ -41,7 +42,9 @@ pub struct Model {
     pub threads: usize,
     /// Convolutions the int8 rewrite took over, and those it left in float.
     pub int8: qdq::RewriteReport,
-    /// Float convolutions edgeseg's own kernels took over (x86-64 with AVX-512 F).
+    /// Half-precision tensors and types widened to float32 at load.
+    pub half: half::HalfReport,
+    /// Float convolutions edgeseg's own kernels took over.
     pub f32conv: fconv::FloatRewriteReport,
     /// Which slow tract ops run as edgeseg's bit-identical equivalents.
     pub fastpath: fastpath::FastpathReport,
@@ -85,6 +88,7 @@ impl Model {
             output_shapes: l.output_shapes,
             opset: l.opset,
             threads,
+            half: l.half,
             int8: l.int8,
             f32conv: l.f32conv,
             fastpath: l.fastpath,
@@ -171,7 +175,7 @@ impl Model {
         }
         let (outputs, geo, preprocess_ms, infer_ms) = self.preprocess_and_run(img)?;
         let t = Instant::now();
-        let planes = decode::score_planes(&outputs[0], self.meta.layout, self.meta.activation)?;
+        let planes = decode::score_planes(&outputs[0], &self.meta)?;
         let map = decode::segment(&planes, &geo);
         let decode_ms = ms_since(t);
         Ok((map, StageTimes { preprocess_ms, infer_ms, decode_ms }))

@@ -166,7 +166,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let c = if color == "gray" { 1 } else { 3 };
-        let shapes = GraphShapes { input: vec![Some(1), Some(c), Some(64), Some(64)], output: vec![Some(1), Some(2), Some(64), Some(64)] };
+        let shapes = GraphShapes { input: vec![Some(1), Some(c), Some(64), Some(64)], output: vec![Some(1), Some(2), Some(64), Some(64)], output_op: None };
         resolve(&props, &shapes, &MetaOverrides::default()).unwrap()
     }
 

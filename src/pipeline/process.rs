@@ -49,7 +49,7 @@ impl Network for Model {
         // tract consumes its inputs, so it gets a copy; the copy and tract's own
         // intermediate tensors are the only per-frame allocations of a frame.
         let outputs = self.run(input.clone())?;
-        score_planes_into(&outputs[0], self.meta.layout, self.meta.activation, planes)
+        score_planes_into(&outputs[0], &self.meta, planes)
     }
 }
 

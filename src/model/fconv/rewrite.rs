@@ -13,6 +13,7 @@ use crate::model::qdq::rewrite::{activation_after, apply, check_arity, concat_in
 use anyhow::{ensure, Context, Result};
 use std::collections::HashSet;
 use tract_onnx::pb::{tensor_proto::DataType, GraphProto, TensorProto};
+use tract_onnx::prelude::Datum;
 
 /// The op type of the rewritten nodes (see `super::register`).
 pub const OP_TYPE: &str = "EdgesegF32Conv";
@@ -131,7 +132,14 @@ fn float_constant(g: &GraphView, name: &str, resolve: Resolve) -> Result<(Vec<f3
         }
     };
     let t = g.constant(source, resolve)?;
-    ensure!(t.datum_type().is_float(), "{name} is {:?}, not float", t.datum_type());
+    // Without a Cast the convolution computes in the initializer's type, and the
+    // rewritten node computes in f32: anything else would not type-check in tract.
+    let wanted_f32 = source == name;
+    ensure!(
+        if wanted_f32 { t.datum_type() == f32::datum_type() } else { t.datum_type().is_float() },
+        "{name} is {:?}, not float32",
+        t.datum_type()
+    );
     Ok((values::<f32>(&t)?, t.shape().to_vec()))
 }
 
