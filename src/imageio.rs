@@ -86,6 +86,23 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Run a decoder of outside bytes, turning a panic inside it into an error.
+///
+/// The image crates are not panic-free on hostile input: zune-jpeg 0.5.15's AVX2
+/// IDCT unwraps an out-of-range row slice on a 619-byte JPEG found by
+/// `cargo fuzz run compressed_frame` (fuzz/seeds/compressed_frame/zune_idct_panic.jpg).
+/// A frame, an upload or a file must cost an error, not the thread. The panic
+/// hook still prints the panic once to stderr; the caller counts the frame as corrupt.
+pub fn contain_decoder_panic<T>(kind: &str, decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let why = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+            bail!("corrupt {kind} data: the decoder failed on it ({why})")
+        }
+    }
+}
+
 /// Decode an image file, saying which file failed and why. Sizes beyond `check_size` are
 /// refused from the header, before the pixels are allocated.
 pub fn read_image(path: &Path) -> Result<DynamicImage> {
@@ -110,5 +127,5 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<DynamicImage> {
     (header_only.max_image_width, header_only.max_image_height) = (None, None);
     let (width, height) = reader(header_only).into_dimensions().map_err(unreadable)?;
     check_size(width, height).with_context(|| format!("image {name}"))?;
-    reader(decoder_limits()).decode().map_err(unreadable)
+    contain_decoder_panic(&format!("{format:?}"), || reader(decoder_limits()).decode().map_err(unreadable)).with_context(|| format!("image {name}"))
 }

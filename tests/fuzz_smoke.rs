@@ -5,7 +5,9 @@
 //! Each target runs for at most a second. `EDGESEG_FUZZ_SEEDS=DIR` also writes the seeds
 //! to DIR/<target>/ (how fuzz/seeds was made).
 
+use edgeseg::frame::{Frame, PixelFormat};
 use edgeseg::fuzzing;
+use edgeseg::model::pixels::FrameDecoder;
 use image::{DynamicImage, ImageFormat, RgbImage};
 use std::io::Cursor;
 use std::time::{Duration, Instant};
@@ -146,4 +148,31 @@ fn v4l2_buffer_conversion_properties_hold_on_random_buffers() {
     };
     let seeds = vec![raw([0, 7, 4, 16, 0, 0, 0], 64), raw([1, 9, 3, 40, 0, 0, 0], 120), raw([2, 5, 5, 15, 0, 0, 0], 75), raw([1, 3, 2, 0, 0, 0, 0], 10)];
     run("raw_frame", &seeds, Duration::from_secs(1), fuzzing::raw_frame);
+}
+
+/// Found by `cargo fuzz run compressed_frame` (2026-12-07): zune-jpeg 0.5.15's AVX2 IDCT
+/// unwraps an out-of-range row on this 619-byte JPEG. Both decoders must return an error
+/// (before: `edgeseg infer` died with the panic, and a frame or upload took its thread).
+#[test]
+fn jpeg_that_panics_the_decoder_crate_is_an_error() {
+    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/compressed_frame/zune_idct_panic.jpg")).unwrap();
+    let file = edgeseg::imageio::decode_image(&data, "crash.jpg");
+    let mut frame = Frame::with_capacity(0);
+    frame.format = PixelFormat::Encoded;
+    frame.data.extend_from_slice(&data);
+    let mut img = RgbImage::new(1, 1);
+    let camera = FrameDecoder::default().decode(&frame, &mut img);
+    // Other CPUs take other IDCTs, which may decode this garbage to some image.
+    let avx2 = cfg!(target_arch = "x86_64") && {
+        #[cfg(target_arch = "x86_64")]
+        let detected = std::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let detected = false;
+        detected
+    };
+    if avx2 {
+        let e = format!("{:#}", file.unwrap_err());
+        assert!(e.contains("crash.jpg") && e.contains("decoder failed"), "{e}");
+        assert!(format!("{:#}", camera.unwrap_err()).contains("decoder failed"));
+    }
 }

@@ -22,6 +22,8 @@ pub struct Loaded {
     pub opset: i64,
     /// What widening float16/bfloat16 to float32 did (all zero for f32 models).
     pub half: super::half::HalfReport,
+    /// What the QOperator → QDQ rewrite did (empty for other models).
+    pub qop: super::qop::QopReport,
     /// What the int8 rewrite did (all zero for float models).
     pub int8: super::qdq::RewriteReport,
     /// What the float-convolution rewrite did (all zero where it is off).
@@ -67,6 +69,10 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
     }
     let provider = onnx.provider.clone();
     let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
+    let qop = match proto.graph.as_mut() {
+        Some(graph) => super::qop::rewrite(graph, &resolve).with_context(|| format!("{shown}: rewriting QOperator ops to QDQ"))?,
+        None => Default::default(),
+    };
     let int8 = match proto.graph.as_mut() {
         Some(graph) if super::qdq::enabled() => {
             let report = super::qdq::rewrite(graph, &resolve).with_context(|| format!("{shown}: rewriting QDQ convolutions for int8"))?;
@@ -159,7 +165,7 @@ pub fn load(path: &Path, flags: &MetaOverrides, threads: usize) -> Result<Loaded
         ..Default::default()
     };
     let plan = typed.into_runnable_with_options(&options).with_context(|| format!("{shown}: building the execution plan"))?;
-    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, half, int8, f32conv, fastpath })
+    Ok(Loaded { meta, props, plan, input_shape, output_shapes, opset, half, qop, int8, f32conv, fastpath })
 }
 
 /// The tract settings edgeseg plans with, unless the environment sets them.

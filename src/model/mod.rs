@@ -13,6 +13,7 @@ pub mod pixels;
 pub mod preprocess;
 pub mod profile;
 pub mod qdq;
+pub mod qop;
 pub mod resample;
 pub mod resample_cv;
 pub mod ultralytics;
@@ -40,6 +41,8 @@ pub struct Model {
     pub opset: i64,
     /// Threads the matrix products run on.
     pub threads: usize,
+    /// QOperator nodes written in the QDQ form at load.
+    pub qop: qop::QopReport,
     /// Convolutions the int8 rewrite took over, and those it left in float.
     pub int8: qdq::RewriteReport,
     /// Half-precision tensors and types widened to float32 at load.
@@ -89,6 +92,7 @@ impl Model {
             opset: l.opset,
             threads,
             half: l.half,
+            qop: l.qop,
             int8: l.int8,
             f32conv: l.f32conv,
             fastpath: l.fastpath,

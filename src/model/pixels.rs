@@ -11,7 +11,7 @@
 //! follows, so one oversized image does not keep its memory.
 
 use crate::frame::{Frame, PixelFormat};
-use crate::imageio::{check_size, decoder_limits, png_size};
+use crate::imageio::{check_size, contain_decoder_panic, decoder_limits, png_size};
 use anyhow::{bail, Context, Result};
 use image::codecs::{jpeg::JpegDecoder, png::PngDecoder};
 use image::{ColorType, ImageDecoder, RgbImage};
@@ -86,7 +86,7 @@ impl FrameDecoder {
                     px[3..].copy_from_slice(&yuv_to_rgb(y1, u, v));
                 }
             }
-            PixelFormat::Mjpeg | PixelFormat::Encoded => self.decode_compressed(&frame.data, img)?,
+            PixelFormat::Mjpeg | PixelFormat::Encoded => contain_decoder_panic("compressed frame", || self.decode_compressed(&frame.data, img))?,
         }
         Ok(())
     }

@@ -168,3 +168,80 @@ def test_committed_unet_converted_to_float16_scores_as_onnxruntime(edgeseg, root
     assert abs(ours["miou"] - ref["miou"]) <= 1e-3
     info = json.loads(edgeseg("inspect-model", half, "--json").stdout)
     assert info["half_to_f32"]["tensors"] > 0 and info["compute_precision"] == "float"
+
+
+def _attention_network(seed=2):
+    """A float network with the ops onnxruntime's QOperator format covers: conv,
+    max pool, SiLU (QLinearSigmoid, QLinearMul), residual add, channel attention
+    (QLinearGlobalAveragePool), nearest upsampling and a skip concat (QLinearConcat)."""
+    rng = np.random.default_rng(seed)
+
+    def init(name, shape, scale):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [
+        init("w1", (8, 3, 3, 3), 0.5), init("b1", (8,), 0.1),
+        init("w2", (8, 8, 3, 3), 0.2), init("b2", (8,), 0.1),
+        init("wa", (8, 8, 1, 1), 0.3), init("ba", (8,), 0.1),
+        init("w3", (4, 16, 3, 3), 0.2), init("b3", (4,), 0.1),
+        numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "up"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["c2"], ["g2"]),
+        helper.make_node("Mul", ["c2", "g2"], ["s2"]),
+        helper.make_node("Add", ["s2", "p1"], ["a2"]),
+        helper.make_node("GlobalAveragePool", ["a2"], ["gap"]),
+        helper.make_node("Conv", ["gap", "wa", "ba"], ["att"]),
+        helper.make_node("Sigmoid", ["att"], ["gate"]),
+        helper.make_node("Mul", ["a2", "gate"], ["m2"]),
+        helper.make_node("Resize", ["m2", "", "up"], ["u2"], mode="nearest"),
+        helper.make_node("Concat", ["u2", "r1"], ["cat"], axis=1),
+        helper.make_node("Conv", ["cat", "w3", "b3"], ["y"], pads=[1, 1, 1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes, "attention",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, SIZE, SIZE])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="test_formats")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_qoperator_model_runs_on_int8_kernels_and_agrees_with_onnxruntime(edgeseg, tmp_path):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    folder = _images(tmp_path, count=6)
+    float_path, q_path = tmp_path / "float.onnx", tmp_path / "qoperator.onnx"
+    onnx.save(_attention_network(), float_path)
+    arrays = [
+        (np.asarray(Image.open(p).convert("RGB"), np.float32) / 255.0).transpose(2, 0, 1)[None]
+        for p in sorted(folder.glob("*.png"))
+    ]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter({"x": a} for a in arrays)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(float_path), str(q_path), Reader(), quant_format=QuantFormat.QOperator,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+    ops = {(n.domain, n.op_type) for n in onnx.load(q_path).graph.node}
+    for op in ["QLinearConv", "QLinearMul", "QLinearAdd", "QLinearSigmoid", "QLinearGlobalAveragePool", "QLinearConcat"]:
+        assert any(o == op for _, o in ops), f"onnxruntime did not write {op}: {sorted(ops)}"
+
+    reference = {k: p.argmax(axis=0).astype(np.uint8) for k, p in _ort_outputs(q_path, folder).items()}
+    ours = _edgeseg_masks(edgeseg, q_path, folder, tmp_path / "out")
+    assert _agreement(ours, reference) >= AGREEMENT
+    info = json.loads(edgeseg("inspect-model", q_path, "--json").stdout)
+    assert info["qoperator_to_qdq"]["rewritten"]["QLinearConv"] == 4
+    assert info["int8_rewrite"]["convolutions"] == 4, info["int8_rewrite"]
+    assert info["compute_precision"] in ("int8", "mixed")
