@@ -245,3 +245,19 @@ def test_qoperator_model_runs_on_int8_kernels_and_agrees_with_onnxruntime(edgese
     assert info["qoperator_to_qdq"]["rewritten"]["QLinearConv"] == 4
     assert info["int8_rewrite"]["convolutions"] == 4, info["int8_rewrite"]
     assert info["compute_precision"] in ("int8", "mixed")
+
+
+def test_dynamically_quantized_model_agrees_with_onnxruntime(edgeseg, tmp_path):
+    """quantize_dynamic: DynamicQuantizeLinear + ConvInteger, scales computed per frame.
+    tract runs these ops itself (not edgeseg's int8 kernels, which take static scales)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = _images(tmp_path)
+    float_path, q_path = tmp_path / "float.onnx", tmp_path / "dynamic.onnx"
+    onnx.save(_attention_network(), float_path)
+    quantize_dynamic(str(float_path), str(q_path), weight_type=QuantType.QUInt8)
+    ops = {n.op_type for n in onnx.load(q_path).graph.node}
+    assert {"DynamicQuantizeLinear", "ConvInteger"} <= ops, sorted(ops)
+    reference = {k: p.argmax(axis=0).astype(np.uint8) for k, p in _ort_outputs(q_path, folder).items()}
+    ours = _edgeseg_masks(edgeseg, q_path, folder, tmp_path / "out")
+    assert _agreement(ours, reference) >= AGREEMENT
