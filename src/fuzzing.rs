@@ -14,6 +14,60 @@ use crate::source::{FrameSource, Next};
 use image::RgbImage;
 use std::io::Read;
 
+/// A small seeded generator (xorshift64*): the same inputs on every run. Shared by the
+/// seeded twins of the fuzz targets (tests/fuzz_smoke.rs, tests/fuzz_inputs.rs, the
+/// dashboard's parsers) so that none of them carries its own.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    /// One element of a non-empty slice.
+    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len())]
+    }
+
+    /// True once in `one_in` calls, on average.
+    pub fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+
+    /// `seed` changed in 1 to 8 places: a byte flipped, set, inserted or
+    /// removed, or one of `tokens` spliced in.
+    pub fn mutate(&mut self, seed: &[u8], tokens: &[&[u8]]) -> Vec<u8> {
+        let mut v = seed.to_vec();
+        for _ in 0..1 + self.below(8) {
+            let at = self.below(v.len() + 1);
+            match self.below(5) {
+                0 if at < v.len() => v[at] ^= 1 << self.below(8),
+                1 if at < v.len() => v[at] = self.next_u64() as u8,
+                2 => v.insert(at, self.next_u64() as u8),
+                3 if at < v.len() => {
+                    v.remove(at);
+                }
+                _ => {
+                    let t = tokens[self.below(tokens.len())];
+                    v.splice(at..at, t.iter().copied());
+                }
+            }
+        }
+        v
+    }
+}
+
 /// Largest frame the MJPEG property uses, small so that oversized frames are exercised too.
 const MJPEG_MAX: usize = 4096;
 

@@ -4,6 +4,7 @@
 //! generated ONNX protobufs. A panic anywhere fails the test with the seed and
 //! the input that caused it.
 
+use edgeseg::fuzzing::Rng;
 use prost::Message;
 use std::time::{Duration, Instant};
 use tract_onnx::pb;
@@ -13,32 +14,10 @@ const MAX_CASES: usize = 20_000;
 /// Cases run however slow the machine: a loaded CI runner tests no less than this.
 const MIN_CASES: usize = 200;
 
-/// splitmix64: small, seeded, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
-
 /// Run `check` on generated inputs: at least MIN_CASES, then on until the budget is spent;
 /// report the failing input.
 fn drive(name: &str, seed: u64, mut make: impl FnMut(&mut Rng) -> Vec<u8>, check: fn(&[u8])) -> usize {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let start = Instant::now();
     let mut n = 0;
     while n < MAX_CASES && (n < MIN_CASES || start.elapsed() < BUDGET) {
@@ -150,7 +129,7 @@ fn random_counts(rng: &mut Rng, pixels: u64) -> String {
             edgeseg::mask::rle::compress_counts(&runs)
         }
         // Huge runs: a few characters that claim billions of pixels.
-        1 => edgeseg::mask::rle::compress_counts(&[u32::MAX, u32::MAX, rng.next() as u32]),
+        1 => edgeseg::mask::rle::compress_counts(&[u32::MAX, u32::MAX, rng.next_u64() as u32]),
         2 => (0..rng.below(12)).map(|_| (48 + rng.below(80)) as u8 as char).filter(|c| *c != '"' && *c != '\\').collect(),
         _ => String::new(),
     }
@@ -172,7 +151,7 @@ fn coco_file(rng: &mut Rng) -> Vec<u8> {
     let mut bytes = doc.into_bytes();
     if rng.chance(6) && !bytes.is_empty() {
         let at = rng.below(bytes.len());
-        bytes[at] = rng.next() as u8;
+        bytes[at] = rng.next_u64() as u8;
     }
     bytes
 }
@@ -223,7 +202,7 @@ fn onnx_file(rng: &mut Rng) -> Vec<u8> {
     let mut bytes = model.encode_to_vec();
     if rng.chance(5) && !bytes.is_empty() {
         let at = rng.below(bytes.len());
-        bytes[at] = rng.next() as u8;
+        bytes[at] = rng.next_u64() as u8;
     }
     bytes
 }

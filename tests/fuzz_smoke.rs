@@ -6,26 +6,11 @@
 //! to DIR/<target>/ (how fuzz/seeds was made).
 
 use edgeseg::frame::{Frame, PixelFormat};
-use edgeseg::fuzzing;
+use edgeseg::fuzzing::{self, Rng};
 use edgeseg::model::pixels::FrameDecoder;
 use image::{DynamicImage, ImageFormat, RgbImage};
 use std::io::Cursor;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Byte sequences that matter to the decoders under test.
 const TOKENS: [&[u8]; 8] = [b"\xFF\xD8", b"\xFF\xD9", b"\xFF\x00", b"\xFF\xDA\x00\x02", b"\xFF\xE1\xFF\xFF", b"\xFF\xFF", b"IDAT", b"\x00\x00\xFF\xFF"];
@@ -37,7 +22,7 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
         let last = d.len().saturating_sub(1);
         match rng.below(6) {
             0 if !d.is_empty() => d[at.min(last)] ^= 1 << rng.below(8),
-            1 if !d.is_empty() => d[at.min(last)] = rng.next() as u8,
+            1 if !d.is_empty() => d[at.min(last)] = rng.next_u64() as u8,
             2 => {
                 let t = TOKENS[rng.below(TOKENS.len())];
                 d.splice(at..at, t.iter().copied());
@@ -70,12 +55,12 @@ fn run(name: &str, seeds: &[Vec<u8>], budget: Duration, check: fn(&[u8])) -> u64
     for s in seeds {
         check(s);
     }
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
     let start = Instant::now();
     let mut n = seeds.len() as u64;
     // At least 1000 inputs however loaded the machine, then on until the budget is spent.
     while n < 200_000 && (n < 1000 || start.elapsed() < budget) {
-        let input = if rng.below(16) == 0 { (0..rng.below(512)).map(|_| rng.next() as u8).collect() } else { mutate(&mut rng, seeds) };
+        let input = if rng.below(16) == 0 { (0..rng.below(512)).map(|_| rng.next_u64() as u8).collect() } else { mutate(&mut rng, seeds) };
         check(&input);
         n += 1;
     }

@@ -126,6 +126,31 @@ fn a_conv_with_one_input_is_a_clear_error() {
     assert!(err.contains("malformed.onnx") && err.contains("Conv") && err.contains("1 input") && err.contains("fix:"), "{err}");
 }
 
+/// Found by tests/fuzz_inputs.rs: a node writing the same tensor as a `Conv` was taken
+/// for the `Conv` by the rewrite, and indexing its weights panicked.
+#[test]
+fn a_tensor_written_by_two_nodes_is_a_clear_error() {
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(support::daemon::model()).unwrap();
+    let mut proto = tract_onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let conv = graph.node.iter().position(|n| n.op_type == "Conv").unwrap();
+    let clash = tract_onnx::pb::NodeProto {
+        op_type: "Relu".into(),
+        input: vec![graph.node[conv].input[0].clone()],
+        output: vec![graph.node[conv].output[0].clone()],
+        ..Default::default()
+    };
+    graph.node.insert(conv, clash);
+    let bad = dir.path().join("twice.onnx");
+    std::fs::write(&bad, proto.encode_to_vec()).unwrap();
+    let out = support::daemon::edgeseg().args(["inspect-model"]).arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("twice.onnx") && err.contains("produced by two nodes") && err.contains("fix:"), "{err}");
+}
+
 /// Issue 24 item 5: a reload with that model panicked the signal thread, and the
 /// daemon then ignored SIGTERM until SIGKILL.
 #[test]

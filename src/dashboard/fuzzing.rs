@@ -67,47 +67,7 @@ pub fn fleet_state() -> FleetState {
     FleetState::with_max_devices("mqtt://127.0.0.1:1883", "edgeseg", FUZZ_MAX_DEVICES)
 }
 
-/// A small seeded generator (xorshift64*): the same inputs on every run.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
-    }
-
-    /// `seed` changed in 1 to 8 places: a byte flipped, set, inserted or
-    /// removed, or one of `tokens` spliced in.
-    pub fn mutate(&mut self, seed: &[u8], tokens: &[&[u8]]) -> Vec<u8> {
-        let mut v = seed.to_vec();
-        for _ in 0..1 + self.below(8) {
-            let at = self.below(v.len() + 1);
-            match self.below(5) {
-                0 if at < v.len() => v[at] ^= 1 << self.below(8),
-                1 if at < v.len() => v[at] = self.next_u64() as u8,
-                2 => v.insert(at, self.next_u64() as u8),
-                3 if at < v.len() => {
-                    v.remove(at);
-                }
-                _ => {
-                    let t = tokens[self.below(tokens.len())];
-                    v.splice(at..at, t.iter().copied());
-                }
-            }
-        }
-        v
-    }
-}
+pub use crate::fuzzing::Rng;
 
 /// Run `check` on mutations of `seeds` for at most `count` inputs or `time`.
 /// A fixed number of inputs, not a time budget: the same inputs on a loaded

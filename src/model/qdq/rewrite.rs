@@ -87,9 +87,16 @@ fn arity(op_type: &str) -> Option<(usize, usize)> {
 /// Refuse a malformed graph before the rewrites index into it: every node the
 /// rewrites read must have the inputs ONNX gives its op and a named output
 /// (a `Conv` with one input used to panic the loader, and `edgeseg run`'s reload with it).
+/// Every tensor is produced once (ONNX is in SSA form): the rewrites find nodes by
+/// their output name, and a second producer of a `Conv`'s output used to be taken
+/// for the `Conv` (found by tests/fuzz_inputs.rs).
 pub(crate) fn check_arity(graph: &GraphProto) -> Result<()> {
+    let mut produced = HashSet::new();
     for n in &graph.node {
         ensure!(n.output.first().is_some_and(|o| !o.is_empty()), "node {} ({}) has no output; fix: re-export the model", node_label(n), n.op_type);
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            ensure!(produced.insert(o.as_str()), "tensor {o:?} is produced by two nodes (the second: {} ({})); the model is malformed; fix: re-export it", node_label(n), n.op_type);
+        }
         if let Some((fewest, most)) = arity(&n.op_type) {
             ensure!(
                 (fewest..=most).contains(&n.input.len()),
