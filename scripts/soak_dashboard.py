@@ -79,6 +79,8 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("EDGESEG_BIN", os.path.join(ROOT, "target/debug/edgeseg")))
     ap.add_argument("--port", type=int, default=8080, help="8080: the embedded demo as it is; another: the same demo on that port")
     ap.add_argument("--rss-slack-mb", type=float, default=32.0)
+    ap.add_argument("--only", default="", help="comma-separated subset of the hostile loops to run "
+                    "(slowloris, bodies, heads), to tell which one memory follows; default all")
     args = ap.parse_args()
     port = args.port
 
@@ -191,10 +193,14 @@ def soak(daemon, port, end, args):
                 hostile.add(f"bad_head_{st}")
             time.sleep(0.05)
 
+    only = {x for x in args.only.split(",") if x}
+    wanted = lambda name: not only or name in only  # noqa: E731
     threads = [threading.Thread(target=stream, args=(b"/api/stream.mjpeg", "mjpeg_frames", b"--edgesegframe")),
                threading.Thread(target=stream, args=(b"/api/events", "sse_events", b"event: frame")),
-               threading.Thread(target=poll), threading.Thread(target=bodies), threading.Thread(target=bad_heads)]
-    threads += [threading.Thread(target=slowloris, args=(f"127.0.0.{i}",)) for i in range(2, 6)]
+               threading.Thread(target=poll)]
+    threads += [threading.Thread(target=bodies)] if wanted("bodies") else []
+    threads += [threading.Thread(target=bad_heads)] if wanted("heads") else []
+    threads += [threading.Thread(target=slowloris, args=(f"127.0.0.{i}",)) for i in range(2, 6)] if wanted("slowloris") else []
     for t in threads:
         t.daemon = True
         t.start()

@@ -4,6 +4,8 @@ use edgeseg::commands;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before any thread starts: the arena limit only holds for arenas created after it.
+    edgeseg::model::heap::retain_freed_tensors();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).format_timestamp_millis().init();
     let cli = Cli::parse();
     let result = match cli.command {

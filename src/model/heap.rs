@@ -14,6 +14,15 @@ const MMAP_THRESHOLD: i32 = 32 << 20;
 /// Free heap top glibc may keep rather than return.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: i32 = 1 << 30;
+/// At most this many malloc arenas. glibc gives threads their own arenas (up to 8 per
+/// core), and `malloc_trim` does not return the free top of a thread's arena: with the
+/// dashboard's connection threads, each 16 MiB upload body could end up in another arena
+/// and stay resident. scripts/soak_dashboard.py (slowloris + 16 MiB junk bodies, 75 s,
+/// U-Net demo) took RSS from 326 to 760 MiB with glibc's default and kept it flat at
+/// 326-343 MiB with 2. Inference allocates from one thread per frame, so two arenas cost
+/// it nothing.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENA_MAX: i32 = 2;
 
 /// Tune the allocator once per process (glibc only; musl and others keep their defaults).
 pub fn retain_freed_tensors() {
@@ -23,7 +32,11 @@ pub fn retain_freed_tensors() {
         {
             // Safety: mallopt only sets allocator parameters; it returns 0 when it
             // refuses one, which leaves glibc's default in place.
-            let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 };
+            let ok = unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                    && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+                    && libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX) == 1
+            };
             if !ok {
                 log::debug!("glibc refused the malloc thresholds; frames will page-fault their tensors");
             }
