@@ -35,7 +35,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
                 "left_in_float": model.int8.skipped.iter().map(|(n, why)| json!({"node": n, "reason": why})).collect::<Vec<_>>(),
             },
             "half_to_f32": {"tensors": model.half.tensors, "casts": model.half.casts, "types": model.half.types, "left_in_half": model.half.left},
-            "qoperator_to_qdq": {"rewritten": model.qop.rewritten.iter().map(|(op, n)| (op.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(), "framed": model.qop.framed},
+            "qoperator_to_qdq": {"rewritten": model.qop.rewritten.iter().map(|(op, n)| (op.clone(), *n)).collect::<std::collections::BTreeMap<_, _>>(), "framed": model.qop.framed, "silu": model.qop.silu},
             "f32_rewrite": {
                 "convolutions": model.f32conv.fused,
                 "depthwise": model.f32conv.depthwise,
@@ -101,8 +101,9 @@ pub fn run(args: &InspectArgs) -> Result<ExitCode> {
     if !q.rewritten.is_empty() {
         let ops: Vec<String> = q.rewritten.iter().map(|(op, n)| format!("{n} {op}")).collect();
         println!(
-            "qoperator    {} written as DequantizeLinear -> op -> QuantizeLinear at load, {} op(s) on codes framed the same way",
+            "qoperator    {} written as DequantizeLinear -> op -> QuantizeLinear at load ({} QLinearMul(x, QLinearSigmoid(x)) as one SiLU chain), {} op(s) on codes framed the same way",
             ops.join(", "),
+            q.silu,
             q.framed
         );
     }

@@ -23,6 +23,10 @@ pub struct Epilogue {
     pub hardswish: Option<(f32, f32)>,
     /// The graph's `x · Sigmoid(x)` (SiLU), with [`exp`] below.
     pub silu: bool,
+    /// With `silu`: the sigmoid is rounded to these uint8 codes before the product, as
+    /// QOperator graphs compute it (`QLinearMul(x, QLinearSigmoid(x))`). Computed only
+    /// through the [`FinishTable`], by the portable code, on every instruction set.
+    pub sigmoid_codes: Option<QuantParams>,
 }
 
 impl Epilogue {
@@ -45,10 +49,14 @@ impl Epilogue {
             Some((alpha, beta)) => v * (v * alpha + beta).min(1.0).max(0.0),
             None => v,
         };
-        if self.silu {
-            silu(v)
-        } else {
-            v
+        match (self.silu, self.sigmoid_codes) {
+            (true, None) => silu(v),
+            (true, Some(q)) => {
+                let zp = f32::from(q.zero_point);
+                let sigmoid = 1.0 / (1.0 + exp(-v));
+                v * ((f32::from(quantize(sigmoid, q.scale, zp)) - zp) * q.scale)
+            }
+            (false, _) => v,
         }
     }
 }

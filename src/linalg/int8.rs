@@ -168,9 +168,25 @@ impl CodeTable {
     /// The CPU runs `set`.
     pub unsafe fn new(set: &Elementwise, requantize: QuantParams, epilogue: &Epilogue, codes: QuantParams) -> CodeTable {
         // Safety: forwarded; 256 floats in, 256 bytes out.
-        let values = unsafe { (set.finish_table)(requantize, epilogue) };
+        let values = unsafe { finish_table(set, requantize, epilogue) };
         let mut table = [0u8; 256];
         unsafe { (set.quantize_u8)(values.0.as_ptr(), values.0.len(), table.as_mut_ptr(), codes.scale, codes.zero_point) };
         CodeTable(table)
+    }
+}
+
+/// The finish table of `epilogue` after requantizing to `q`: the set's own lane code,
+/// except for a SiLU whose sigmoid is rounded to codes (`Epilogue::sigmoid_codes`),
+/// which only the portable definition computes (the same on every set).
+///
+/// # Safety
+/// As the set's `finish_table`: the set must run on this CPU.
+pub unsafe fn finish_table(set: &Elementwise, q: QuantParams, epilogue: &Epilogue) -> FinishTable {
+    if epilogue.sigmoid_codes.is_some() {
+        // Safety: the portable code runs anywhere.
+        unsafe { crate::linalg::generic::ew::finish_table(q, epilogue) }
+    } else {
+        // Safety: forwarded.
+        unsafe { (set.finish_table)(q, epilogue) }
     }
 }

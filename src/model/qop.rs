@@ -27,6 +27,42 @@ pub struct QopReport {
     pub rewritten: Vec<(String, usize)>,
     /// Ops run on quantized tensors (MaxPool, Reshape, …) framed by Q/DQ.
     pub framed: usize,
+    /// `QLinearMul(x, QLinearSigmoid(x))` pairs written as one SiLU chain.
+    pub silu: usize,
+}
+
+/// The SiLUs of a QOperator graph: `QLinearMul(x, QLinearSigmoid(x))` where the
+/// sigmoid reads the same codes with the same scale and zero point as the Mul's
+/// other input, and only the Mul reads the sigmoid.
+#[derive(Default)]
+struct SiluPairs<'g> {
+    /// Output names of the sigmoids written with their Mul.
+    sigmoids: std::collections::HashSet<&'g str>,
+    /// Output name of each such Mul → the input index (0 or 3) of `x` and of the sigmoid.
+    muls: HashMap<&'g str, (usize, usize)>,
+}
+
+fn silu_pairs(graph: &GraphProto) -> SiluPairs<'_> {
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for name in graph.node.iter().flat_map(|n| n.input.iter()).chain(graph.output.iter().map(|o| &o.name)) {
+        *readers.entry(name.as_str()).or_default() += 1;
+    }
+    let is = |n: &NodeProto, op: &str| n.op_type == op && n.domain == "com.microsoft";
+    let sigmoids: HashMap<&str, &NodeProto> =
+        graph.node.iter().filter(|n| is(n, "QLinearSigmoid") && n.input.len() >= 5 && n.output.len() == 1).map(|n| (n.output[0].as_str(), n)).collect();
+    let mut pairs = SiluPairs::default();
+    for m in graph.node.iter().filter(|n| is(n, "QLinearMul") && n.input.len() >= 8 && !n.output.is_empty()) {
+        for (s_at, x_at) in [(3, 0), (0, 3)] {
+            let Some(s) = sigmoids.get(m.input[s_at].as_str()) else { continue };
+            let same_x = s.input[..3] == m.input[x_at..x_at + 3];
+            let same_codes = s.input[3..5] == m.input[s_at + 1..s_at + 3];
+            if same_x && same_codes && readers.get(s.output[0].as_str()) == Some(&1) && pairs.sigmoids.insert(s.output[0].as_str()) {
+                pairs.muls.insert(m.output[0].as_str(), (x_at, s_at));
+                break;
+            }
+        }
+    }
+    pairs
 }
 
 /// Ops onnxruntime's QOperator format runs directly on quantized tensors; the
@@ -44,6 +80,7 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<QopReport> {
         return Ok(report);
     }
     let constants: HashMap<&str, &TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    let silu = silu_pairs(graph);
     let mut quantized: HashMap<String, QParams> = HashMap::new();
     let mut nodes = Vec::with_capacity(graph.node.len() * 2);
     let mut new_initializers = Vec::new();
@@ -101,6 +138,25 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<QopReport> {
                 };
                 let m = b.dq(i[3], i[4], i[5], axis);
                 b.float_op("MatMul", "", vec![a, m], vec![], i[6], i[7], &node.output[0]);
+            }
+            "QLinearSigmoid" if ms && silu.sigmoids.contains(node.output[0].as_str()) => {
+                // Written with the QLinearMul that reads it (below).
+                continue;
+            }
+            "QLinearMul" if ms && silu.muls.contains_key(node.output[0].as_str()) => {
+                // SiLU: one DequantizeLinear of x read by both the Sigmoid and the Mul, the
+                // sigmoid rounded to its own codes in between (as onnxruntime computes it):
+                // the shape the int8 rewrite folds into the convolution that produced x.
+                let i = inputs(node, 8, &label)?;
+                let (x_at, s_at) = silu.muls[node.output[0].as_str()];
+                let x = b.dq(i[x_at], i[x_at + 1], i[x_at + 2], None);
+                let sig = b.name("sigmoid");
+                b.nodes.push(NodeProto { name: sig.clone(), op_type: "Sigmoid".into(), input: vec![x.clone()], output: vec![sig.clone()], ..Default::default() });
+                let sig_codes = b.name("sigmoid_q");
+                b.q(&sig, i[s_at + 1], i[s_at + 2], &sig_codes);
+                let sig_f = b.dq(&sig_codes, i[s_at + 1], i[s_at + 2], None);
+                b.float_op("Mul", "", vec![x, sig_f], vec![], i[6], i[7], &node.output[0]);
+                report.silu += 1;
             }
             "QLinearAdd" | "QLinearMul" if ms => {
                 let i = inputs(node, 8, &label)?;

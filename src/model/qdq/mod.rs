@@ -88,6 +88,10 @@ pub(crate) fn node_epilogue(node: &NodeProto, requantize: Option<QuantParams>) -
             Some(alpha) => Some((alpha, node.get_attr::<f32>("hardswish_beta")?)),
             None => None,
         },
+        sigmoid_codes: match node.get_attr_opt::<f32>("sigmoid_scale")? {
+            Some(scale) => Some(QuantParams { scale, zero_point: u8::try_from(node.get_attr::<i64>("sigmoid_zero_point")?).context("sigmoid_zero_point")? }),
+            None => None,
+        },
     })
 }
 

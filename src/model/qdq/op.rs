@@ -154,7 +154,7 @@ impl Int8ConvSpec {
             ew,
             finish_table: match epilogue.requantize {
                 // Safety: `ew` is the selected set, which this CPU runs.
-                Some(q) if epilogue.silu => Some(unsafe { (ew.finish_table)(q, &epilogue) }),
+                Some(q) if epilogue.silu => Some(unsafe { crate::linalg::int8::finish_table(&ew, q, &epilogue) }),
                 _ => None,
             },
             pair,

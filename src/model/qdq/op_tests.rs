@@ -103,7 +103,19 @@ fn check(c: Case, seed: u32) {
     let scales: Vec<f32> = (0..c.cout).map(|i| 10f32.powi(-(i as i32 % 4)) * (0.5 + rng.unit().abs())).collect();
     let bias: Vec<f32> = (0..c.cout).map(|_| rng.unit()).collect();
     let x: Vec<f32> = (0..c.cin * h * w).map(|_| 2.0 * rng.unit()).collect();
-    for epilogue in [Epilogue::default(), Epilogue { requantize: Some(QuantParams { scale: 0.05, zero_point: 100 }), relu: true, hardswish: None, silu: false }, Epilogue { requantize: Some(QuantParams { scale: 0.05, zero_point: 100 }), relu: false, hardswish: Some((1.0 / 6.0, 0.5)), silu: false }, Epilogue { requantize: Some(QuantParams { scale: 0.05, zero_point: 100 }), silu: true, ..Default::default() }] {
+    let rq = Some(QuantParams { scale: 0.05, zero_point: 100 });
+    let mut epilogues = vec![
+        Epilogue::default(),
+        Epilogue { requantize: rq, relu: true, ..Default::default() },
+        Epilogue { requantize: rq, hardswish: Some((1.0 / 6.0, 0.5)), ..Default::default() },
+        Epilogue { requantize: rq, silu: true, ..Default::default() },
+    ];
+    // A QOperator SiLU (sigmoid rounded to codes first): only ever fused into plain
+    // convolutions' requantizing epilogue (see `rewrite::quantized_silu_after`).
+    if c.attrs.group == 1 && !c.transpose {
+        epilogues.push(Epilogue { requantize: rq, silu: true, sigmoid_codes: Some(QuantParams { scale: 1.0 / 255.0, zero_point: 0 }), ..Default::default() });
+    }
+    for epilogue in epilogues {
         let parts = Int8ConvParts {
             attrs: c.attrs.clone(),
             transpose: c.transpose,

@@ -63,7 +63,7 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<RewriteReport
                 report.requantize_fused += plan.requantize.is_some() as usize;
                 report.relu_fused += plan.relu.is_some() as usize;
                 report.hardswish_fused += matches!(plan.gate, Some(Gate::HardSwish(..))) as usize;
-                report.silu_fused += matches!(plan.gate, Some(Gate::Silu)) as usize;
+                report.silu_fused += matches!(plan.gate, Some(Gate::Silu | Gate::QuantizedSilu(..))) as usize;
                 apply(graph, index, plan.replacement);
             }
             Err(reason) => report.skipped.push((label, format!("{reason:#}"))),
@@ -211,6 +211,9 @@ pub(crate) enum Gate {
     HardSwish(f32, f32),
     /// `Mul(y, Sigmoid(y))`.
     Silu,
+    /// `Mul(y, DequantizeLinear(QuantizeLinear(Sigmoid(y))))`: the sigmoid rounded to
+    /// codes of this (scale, zero point) first (QOperator SiLUs, see `crate::model::qop`).
+    QuantizedSilu(f32, u8),
 }
 
 fn ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
@@ -298,6 +301,15 @@ fn plan(g: &GraphView, index: usize, resolve: Resolve) -> Result<Plan> {
         gate = activation.gate;
         remove.extend(activation.remove);
         out = activation.output;
+        // Only through the requantized epilogue's table, which the GEMM path of a
+        // plain convolution always takes (depthwise rows compute SiLU in lanes).
+        if relu.is_none() && gate.is_none() && requantize.is_some() && attrs.group == 1 && !transpose {
+            if let Some((g8, removed, output)) = quantized_silu_after(g, &out, resolve) {
+                gate = Some(g8);
+                remove.extend(removed);
+                out = output;
+            }
+        }
     }
 
     let base = if conv.name.is_empty() { conv.output[0].clone() } else { conv.name.clone() };
@@ -340,6 +352,11 @@ pub(crate) fn node_attributes(attrs: &super::ConvAttrs, cout: usize, inputs: usi
             attributes.push(attr_float("hardswish_beta", beta));
         }
         Some(Gate::Silu) => attributes.push(attr_int("silu", 1)),
+        Some(Gate::QuantizedSilu(scale, zero_point)) => {
+            attributes.push(attr_int("silu", 1));
+            attributes.push(attr_float("sigmoid_scale", scale));
+            attributes.push(attr_int("sigmoid_zero_point", i64::from(zero_point)));
+        }
         None => {}
     }
     attributes
@@ -409,6 +426,39 @@ fn gate_after(g: &GraphView, x: &str) -> Option<(Gate, Vec<String>, String)> {
     let attr = |name: &str, default: f32| hs.attribute.iter().find(|a| a.name == name).map_or(default, |a| a.f);
     let gate = if hs.op_type == "Sigmoid" { Gate::Silu } else { Gate::HardSwish(attr("alpha", 0.2), attr("beta", 0.5)) };
     Some((gate, vec![h.clone(), mul.output[0].clone()], mul.output[0].clone()))
+}
+
+/// `Mul(x, DequantizeLinear(QuantizeLinear(Sigmoid(x))))` reading `x`, the quantize
+/// pair per tensor with equal parameters, and nothing else reading `x` or the chain:
+/// the gate, the chain's outputs (to remove) and the Mul's output.
+fn quantized_silu_after(g: &GraphView, x: &str, resolve: Resolve) -> Option<(Gate, Vec<String>, String)> {
+    if g.outputs.contains(x) {
+        return None;
+    }
+    let consumers = g.consumers(x);
+    let [a, b] = consumers else { return None };
+    let (sig, mul) = match (g.node(*a).op_type.as_str(), g.node(*b).op_type.as_str()) {
+        ("Sigmoid", "Mul") => (g.node(*a), g.node(*b)),
+        ("Mul", "Sigmoid") => (g.node(*b), g.node(*a)),
+        _ => return None,
+    };
+    let only = |t: &str, op: &str| -> Option<&NodeProto> {
+        let [c] = g.consumers(t) else { return None };
+        (!g.outputs.contains(t) && g.node(*c).op_type == op).then(|| g.node(*c))
+    };
+    let q = only(sig.output.first()?, "QuantizeLinear")?;
+    let dq = only(q.output.first()?, "DequantizeLinear")?;
+    let params = g.per_tensor(q, resolve).ok()?;
+    if g.per_tensor(dq, resolve).ok()? != params {
+        return None;
+    }
+    let s = dq.output.first()?;
+    let reads_both = mul.input.len() == 2 && mul.input.iter().any(|i| i == x) && mul.input.iter().any(|i| i == s);
+    if !reads_both || g.consumers(s).len() != 1 || g.outputs.contains(s.as_str()) {
+        return None;
+    }
+    let removed = vec![sig.output[0].clone(), q.output[0].clone(), s.clone(), mul.output[0].clone()];
+    Some((Gate::QuantizedSilu(params.0, params.1), removed, mul.output[0].clone()))
 }
 
 /// The float tensor the convolution quantizes, and how: either
