@@ -6,6 +6,7 @@
 //! with cargo-fuzz (targets `config`, `coco_rle`, `onnx_meta`);
 //! `tests/fuzz_inputs.rs` drives them with seeded random inputs in every `cargo test`.
 
+use crate::model::load::declared_dims;
 use crate::config::{bounds, Config};
 use crate::eval::coco_file::CocoFile;
 use crate::mask::rle::{decompress_counts, CocoRle};
@@ -64,8 +65,8 @@ pub fn onnx_meta(data: &[u8]) {
     let mut props: HashMap<String, String> = proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
     let mut shapes = GraphShapes::default();
     if let Some(g) = &proto.graph {
-        shapes.input = g.input.first().map(dims).unwrap_or_default();
-        shapes.output = g.output.first().map(dims).unwrap_or_default();
+        shapes.input = g.input.first().map(declared_dims).unwrap_or_default();
+        shapes.output = g.output.first().map(declared_dims).unwrap_or_default();
     }
     if crate::model::ultralytics::translate(&mut props).is_ok() {
         let _ = meta::resolve(&props, &shapes, &MetaOverrides::default());
@@ -73,21 +74,11 @@ pub fn onnx_meta(data: &[u8]) {
     if let Some(graph) = proto.graph.as_mut() {
         let provider = onnx.provider.clone();
         let resolve = move |t: &tract_onnx::pb::TensorProto| tract_onnx::tensor::load_tensor(&*provider, t, None);
+        // In the loader's order: half widening, QOperator to QDQ, then the convolution rewrites.
+        crate::model::half::widen(graph);
+        let _ = crate::model::qop::rewrite(graph, &resolve);
         let _ = crate::model::qdq::rewrite(graph, &resolve);
         let _ = crate::model::fconv::rewrite(graph, &resolve);
     }
 }
 
-fn dims(v: &tract_onnx::pb::ValueInfoProto) -> Vec<Option<usize>> {
-    use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto::Value as TypeValue};
-    let Some(TypeValue::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else { return Vec::new() };
-    let Some(shape) = &t.shape else { return Vec::new() };
-    shape
-        .dim
-        .iter()
-        .map(|d| match &d.value {
-            Some(Value::DimValue(n)) => usize::try_from(*n).ok(),
-            _ => None,
-        })
-        .collect()
-}

@@ -182,19 +182,28 @@ fn onnx_file(rng: &mut Rng) -> Vec<u8> {
     let rank = rng.below(6);
     let input: Vec<i64> = (0..rank).map(|_| dim(rng)).collect();
     let output: Vec<i64> = (0..rng.below(6)).map(|_| dim(rng)).collect();
-    let ops = ["Conv", "ConvTranspose", "DequantizeLinear", "QuantizeLinear", "Relu", "Mul", "Cast", "Concat", "Sigmoid", "HardSigmoid"];
-    let names = ["x", "w", "b", "y", "z", ""];
-    let nodes = (0..rng.below(5))
-        .map(|i| pb::NodeProto {
-            op_type: rng.pick(&ops).to_string(),
-            name: format!("n{i}"),
-            input: (0..rng.below(5)).map(|_| rng.pick(&names).to_string()).collect(),
-            output: (0..rng.below(3)).map(|_| rng.pick(&names).to_string()).collect(),
-            ..Default::default()
+    let ops = ["Conv", "ConvTranspose", "DequantizeLinear", "QuantizeLinear", "Relu", "Mul", "Cast", "Concat", "Sigmoid", "HardSigmoid", "MaxPool"];
+    // QOperator ops (src/model/qop.rs), standard and com.microsoft.
+    let qops = [("", "QLinearConv"), ("", "QLinearMatMul"), ("com.microsoft", "QLinearAdd"), ("com.microsoft", "QLinearMul"), ("com.microsoft", "QLinearSigmoid"), ("com.microsoft", "QLinearConcat"), ("com.microsoft", "QLinearGlobalAveragePool"), ("com.microsoft", "QGemm")];
+    let names = ["x", "w", "b", "h", "y", "z", ""];
+    let nodes = (0..rng.below(6))
+        .map(|i| {
+            let (domain, op_type) = if rng.chance(3) { *rng.pick(&qops) } else { ("", *rng.pick(&ops)) };
+            pb::NodeProto {
+                op_type: op_type.to_string(),
+                domain: domain.to_string(),
+                name: format!("n{i}"),
+                input: (0..rng.below(10)).map(|_| rng.pick(&names).to_string()).collect(),
+                output: (0..rng.below(3)).map(|_| rng.pick(&names).to_string()).collect(),
+                ..Default::default()
+            }
         })
         .collect();
     let w = pb::TensorProto { name: "w".into(), dims: vec![2, 1, 1, 1], data_type: 1, float_data: vec![1.0, 2.0], ..Default::default() };
-    let graph = pb::GraphProto { node: nodes, initializer: vec![w], input: vec![value_info("x", &input)], output: vec![value_info("y", &output)], ..Default::default() };
+    // A float16 initializer, sometimes shorter than its dims claim (src/model/half.rs).
+    let h_bytes = if rng.chance(2) { vec![0, 60, 0, 188] } else { vec![0, 60] };
+    let h = pb::TensorProto { name: "h".into(), dims: vec![2], data_type: 10, raw_data: h_bytes, ..Default::default() };
+    let graph = pb::GraphProto { node: nodes, initializer: vec![w, h], input: vec![value_info("x", &input)], output: vec![value_info("y", &output)], ..Default::default() };
     let props = (0..rng.below(6))
         .map(|_| pb::StringStringEntryProto { key: rng.pick(META_KEYS).to_string(), value: rng.pick(META_VALUES).to_string() })
         .collect();

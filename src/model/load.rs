@@ -202,16 +202,20 @@ fn graph_shapes(model: &InferenceModel) -> Result<GraphShapes> {
 /// The first output's dims as the file declares them (`None` for a symbolic or
 /// absent dim; empty when the file declares no shape).
 fn declared_output_dims(graph: &tract_onnx::pb::GraphProto) -> Vec<Option<usize>> {
+    graph.output.first().map(declared_dims).unwrap_or_default()
+}
+
+/// A value's dims as the file declares them (`None` for a symbolic or absent dim;
+/// empty when it declares no tensor shape).
+pub(crate) fn declared_dims(v: &tract_onnx::pb::ValueInfoProto) -> Vec<Option<usize>> {
     use tract_onnx::pb::{tensor_shape_proto::dimension::Value as Dim, type_proto::Value};
-    let Some(Some(Value::TensorType(t))) = graph.output.first().and_then(|o| o.r#type.as_ref()).map(|t| t.value.as_ref()) else {
-        return vec![];
-    };
-    let Some(shape) = &t.shape else { return vec![] };
+    let Some(Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else { return Vec::new() };
+    let Some(shape) = &t.shape else { return Vec::new() };
     shape
         .dim
         .iter()
         .map(|d| match &d.value {
-            Some(Dim::DimValue(v)) => usize::try_from(*v).ok(),
+            Some(Dim::DimValue(n)) => usize::try_from(*n).ok(),
             _ => None,
         })
         .collect()

@@ -385,7 +385,10 @@ pub fn resolve(props: &HashMap<String, String>, shapes: &GraphShapes, flags: &Me
         (None, Some(t)) => (parse_threshold(t).with_context(|| field("binary_threshold"))?, Origin::Metadata),
         (None, None) => (0.5, Origin::Default),
     };
-    origins.push(("binary_threshold", origin));
+    // Listed where it matters: for one-channel models, or when something set it.
+    if out_channels == Some(1) || origin != Origin::Default {
+        origins.push(("binary_threshold", origin));
+    }
     let resize = match get("resize") {
         Some(r) => r.parse().with_context(|| field("resize"))?,
         None => ResizeMode::Stretch,

@@ -85,6 +85,12 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<QopReport> {
     let mut nodes = Vec::with_capacity(graph.node.len() * 2);
     let mut new_initializers = Vec::new();
     for node in &graph.node {
+        // A node without an output writes nothing to rewrite (a malformed file: the
+        // rewrites after this one refuse it with its name).
+        if node.output.first().is_none_or(|o| o.is_empty()) {
+            nodes.push(node.clone());
+            continue;
+        }
         let label = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
         let mut b = Builder { base: node.output.first().cloned().unwrap_or_default(), nodes: &mut nodes, count: 0 };
         let standard = node.domain.is_empty() || node.domain == "ai.onnx";
