@@ -220,3 +220,21 @@ fn onnx_file(rng: &mut Rng) -> Vec<u8> {
 fn onnx_metadata_reader_survives_random_models() {
     drive("onnx_meta", 0x0000_0AA5, onnx_file, edgeseg::input_checks::onnx_meta);
 }
+
+/// Every seed and every input a long cargo-fuzz run found (kept in fuzz/seeds/onnx_meta,
+/// e.g. `found_bias_scale_longer_than_bias.onnx`: a 4-value scale on a longer constant
+/// bias indexed past its end in the int8 rewrite) goes through the harness again.
+#[test]
+fn onnx_metadata_reader_survives_the_kept_fuzz_inputs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/onnx_meta");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if std::panic::catch_unwind(|| edgeseg::input_checks::onnx_meta(&bytes)).is_err() {
+            panic!("onnx_meta panicked on {}", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 8, "{n} kept inputs in {}", dir.display());
+}

@@ -499,6 +499,11 @@ fn dequantize_constant(g: &GraphView, dq: &NodeProto, resolve: Resolve) -> Resul
     let scale = read(dq.input.get(1))?;
     let zp = read(dq.input.get(2))?;
     ensure!(x.rank() == 1 || (scale.len() == 1 && zp.len() == 1), "per-axis constant dequantization of rank {} is not supported here", x.rank());
+    // Per element along the only axis: one value, or one per element (found by fuzzing: a
+    // 4-value scale on a longer bias indexed past its end).
+    for (what, v) in [("scale", &scale), ("zero point", &zp)] {
+        ensure!(v.len() == 1 || v.len() == xs.len(), "{} has {} {what} values for {} elements", node_label(dq), v.len(), xs.len());
+    }
     let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
     Ok(xs.iter().enumerate().map(|(i, &q)| (q - at(&zp, i)) * at(&scale, i)).collect())
 }
