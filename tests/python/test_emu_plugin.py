@@ -148,7 +148,9 @@ def test_aarch64_armv82_instructions_are_classified(plugin, aarch64_loop, tmp_pa
 def test_aarch64_every_thread_is_counted(plugin, aarch64_loop, tmp_path):
     d = N3 - N1
     g, long_run = growth(plugin, "qemu-aarch64", "cortex-a72", aarch64_loop, "int", 4, tmp_path)
-    assert near(g["instructions"], 4 * 2 * d, 4 * SLACK), g
+    # Threads start, meet and join a little differently each run (futex retries are
+    # instructions too): 0.5 % of the total, not per-thread exactness.
+    assert near(g["instructions"], 4 * 2 * d, max(4 * SLACK, 4 * 2 * d // 200)), g
     assert long_run["vcpus"] >= 2, long_run
 
 
@@ -159,7 +161,8 @@ def test_x86_haswell_counts_avx2(plugin, x86_loop, tmp_path):
     assert near(g["ymm"], 2 * d) and near(g["simd"], 2 * d) and near(g["mem"], d), g
     assert g["zmm"] == 0, g
     g, _ = growth(plugin, "qemu-x86_64", "Haswell", x86_loop, "int", 2, tmp_path)
-    assert near(g["instructions"], 2 * 2 * d, 2 * SLACK), g
+    # As for aarch64 threads: a CI run counted 800757 for 800000 (start-up and join vary).
+    assert near(g["instructions"], 2 * 2 * d, max(2 * SLACK, 2 * 2 * d // 200)), g
 
 
 def test_table_reports_per_inference_figures_and_ratios():
