@@ -105,12 +105,10 @@ impl ModelConfig {
             .as_deref()
             .map(|a| a.parse().with_context(|| format!("key model.activation = {a:?}; fix: use \"softmax\", \"sigmoid\" or \"none\"")))
             .transpose()?;
-        let binary_threshold = match self.binary_threshold {
-            Some(t) if !(t > 0.0 && t < 1.0) => {
-                bail!("key model.binary_threshold = {t} is not a probability; fix: use a value strictly between 0 and 1, e.g. 0.5")
-            }
-            t => t,
-        };
+        let binary_threshold = self
+            .binary_threshold
+            .map(|t| crate::model::meta::check_threshold(t).with_context(|| format!("key model.binary_threshold = {t}; fix: use a value strictly between 0 and 1, e.g. 0.5")))
+            .transpose()?;
         Ok(crate::model::MetaOverrides { classes: self.classes.clone(), activation, binary_threshold, ..Default::default() })
     }
 }

@@ -120,12 +120,20 @@ pub struct MetaOverrides {
     pub binary_threshold: Option<f32>,
 }
 
-/// Parse a binary model's foreground threshold: a probability strictly between 0 and 1.
-pub fn parse_threshold(s: &str) -> Result<f32> {
-    match s.trim().parse::<f32>() {
-        Ok(t) if t > 0.0 && t < 1.0 => Ok(t),
-        _ => bail!("threshold {s:?} is not a probability strictly between 0 and 1 (e.g. 0.5)"),
+/// A binary model's foreground threshold must be a probability strictly between 0 and 1
+/// (the one check behind the flag, the metadata key and the config key).
+pub fn check_threshold(t: f32) -> Result<f32> {
+    if t > 0.0 && t < 1.0 {
+        Ok(t)
+    } else {
+        bail!("binary threshold {t} is not a probability strictly between 0 and 1 (e.g. 0.5)")
     }
+}
+
+/// Parse a binary model's foreground threshold (see [`check_threshold`]).
+pub fn parse_threshold(s: &str) -> Result<f32> {
+    let t = s.trim().parse::<f32>().map_err(|_| anyhow::anyhow!("threshold {s:?} is not a number (e.g. 0.5)"))?;
+    check_threshold(t)
 }
 
 /// Parse a size written `WIDTHxHEIGHT` or a single number for a square.
@@ -380,8 +388,7 @@ pub fn resolve(props: &HashMap<String, String>, shapes: &GraphShapes, flags: &Me
         pick_activation(flags.activation, metadata_activation, shapes.output_op.as_ref(), out_channels);
     origins.push(("activation", origin));
     let (binary_threshold, origin) = match (flags.binary_threshold, get("binary_threshold")) {
-        (Some(t), _) if t > 0.0 && t < 1.0 => (t, Origin::Flag),
-        (Some(t), _) => bail!("binary threshold {t} is not a probability strictly between 0 and 1; fix: pass e.g. 0.5"),
+        (Some(t), _) => (check_threshold(t)?, Origin::Flag),
         (None, Some(t)) => (parse_threshold(t).with_context(|| field("binary_threshold"))?, Origin::Metadata),
         (None, None) => (0.5, Origin::Default),
     };

@@ -15,7 +15,7 @@
 //! input's scale (exact for these ops), so the int8 rewrite sees QDQ edges
 //! everywhere.
 
-use super::qdq::rewrite::Resolve;
+use super::qdq::rewrite::{attr_int, node_label, values, Resolve};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::HashMap;
 use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto, TensorProto};
@@ -91,7 +91,7 @@ pub fn rewrite(graph: &mut GraphProto, resolve: Resolve) -> Result<QopReport> {
             nodes.push(node.clone());
             continue;
         }
-        let label = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
+        let label = node_label(node);
         let mut b = Builder { base: node.output.first().cloned().unwrap_or_default(), nodes: &mut nodes, count: 0 };
         let standard = node.domain.is_empty() || node.domain == "ai.onnx";
         let ms = node.domain == "com.microsoft";
@@ -238,9 +238,7 @@ fn inputs<'n>(node: &'n NodeProto, n: usize, label: &str) -> Result<Vec<&'n str>
 
 fn constant_f32(constants: &HashMap<&str, &TensorProto>, name: &str, resolve: Resolve) -> Result<Vec<f32>> {
     let t = constants.get(name).with_context(|| format!("{name} is not an initializer"))?;
-    let t = resolve(t).with_context(|| format!("reading {name}"))?;
-    let t = t.cast_to::<f32>()?;
-    Ok(t.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+    values::<f32>(&resolve(t).with_context(|| format!("reading {name}"))?)
 }
 
 /// `a * b` elementwise, broadcasting a scalar `a` (the input scale) over `b` (per channel).
@@ -266,7 +264,7 @@ impl Builder<'_> {
 
     fn dq(&mut self, x: &str, scale: &str, zero: &str, axis: Option<i64>) -> String {
         let out = self.name("dq");
-        let attribute = axis.map(|a| vec![AttributeProto { name: "axis".into(), r#type: 2, i: a, ..Default::default() }]).unwrap_or_default();
+        let attribute = axis.map(|a| vec![attr_int("axis", a)]).unwrap_or_default();
         self.nodes.push(NodeProto {
             name: out.clone(),
             op_type: "DequantizeLinear".into(),
